@@ -1,0 +1,116 @@
+"""Checks for exercise tests: assertion helpers whose messages teach.
+
+Every failure says what was expected, what came back, where they differ, and a hint.
+"""
+import torch
+
+
+class CheckError(AssertionError):
+    """A failed exercise check. The message is written for the learner."""
+
+
+def _fail(name, message, hint):
+    text = f"{name}: {message}"
+    if hint:
+        text += f"\nHint: {hint}"
+    raise CheckError(text)
+
+
+def _as_tensor(value, name, hint):
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], torch.Tensor):
+        _fail(name, "got a tuple (output, weights) where a single tensor was expected", hint)
+    if not isinstance(value, torch.Tensor):
+        _fail(name, f"expected a torch.Tensor, got {type(value).__name__}", hint)
+    return value
+
+
+def check_shape(got, expected_shape, name="output", hint=None):
+    """Fail unless ``got`` is a tensor of ``expected_shape``."""
+    got = _as_tensor(got, name, hint)
+    if tuple(got.shape) != tuple(expected_shape):
+        _fail(name, f"expected shape {tuple(expected_shape)}, got {tuple(got.shape)}", hint)
+
+
+def check_close(got, expected, name="output", atol=1e-5, rtol=1e-4, hint=None):
+    """Fail unless ``got`` matches ``expected`` in shape, dtype family, NaNs and values."""
+    got = _as_tensor(got, name, hint)
+    expected = torch.as_tensor(expected)
+    check_shape(got, expected.shape, name, hint)
+    if got.dtype.is_floating_point != expected.dtype.is_floating_point:
+        _fail(name, f"expected dtype {expected.dtype}, got {got.dtype}", hint)
+    got_f, expected_f = got.detach().double(), expected.detach().double()
+    bad_nan = torch.isnan(got_f) & ~torch.isnan(expected_f)
+    if bad_nan.any():
+        index = tuple(bad_nan.nonzero()[0].tolist())
+        _fail(
+            name,
+            f"{int(bad_nan.sum())} value(s) are NaN, first at index {index} where {expected_f[index].item():.6g} "
+            "was expected",
+            hint,
+        )
+    close = torch.isclose(got_f, expected_f, atol=atol, rtol=rtol, equal_nan=True)
+    if not close.all():
+        diff = (got_f - expected_f).abs().nan_to_num(nan=float("inf"))
+        index = tuple(torch.nonzero(diff == diff.max())[0].tolist())
+        _fail(
+            name,
+            f"{int((~close).sum())} of {close.numel()} values differ; the largest difference is at index "
+            f"{index}: expected {expected_f[index].item():.6g}, got {got_f[index].item():.6g} "
+            f"(tolerance atol={atol:g}, rtol={rtol:g})",
+            hint,
+        )
+
+
+def check_equal(got, expected, name="output", hint=None):
+    """Exact equality for integer and boolean tensors (masks, token ids)."""
+    got = _as_tensor(got, name, hint)
+    expected = torch.as_tensor(expected)
+    check_shape(got, expected.shape, name, hint)
+    if got.dtype != expected.dtype:
+        _fail(name, f"expected dtype {expected.dtype}, got {got.dtype}", hint)
+    if not torch.equal(got, expected):
+        index = tuple((got != expected).nonzero()[0].tolist())
+        _fail(
+            name,
+            f"{int((got != expected).sum())} of {got.numel()} entries differ, first at index {index}: "
+            f"expected {expected[index].item()}, got {got[index].item()}",
+            hint,
+        )
+
+
+def check_raises(fn, exception, name, must_mention=(), hint=None):
+    """Fail unless ``fn()`` raises ``exception`` whose message mentions every string in ``must_mention``."""
+    try:
+        fn()
+    except exception as error:
+        message = str(error)
+        missing = [word for word in must_mention if str(word) not in message]
+        if missing:
+            _fail(name, f"the {exception.__name__} says {message!r}, which does not mention {missing}", hint)
+        return
+    except Exception as error:  # noqa: BLE001 - the learner raised the wrong kind of error
+        _fail(name, f"expected {exception.__name__}, got {type(error).__name__}: {error}", hint)
+    _fail(name, f"expected {exception.__name__}, but nothing was raised", hint)
+
+
+def passed(name):
+    """Print the line a learner sees when every check of an exercise passed."""
+    print(f"✓ {name}: all checks passed")
+
+
+def copy_mha_weights(mine, reference):
+    """Copy an ``nn.MultiheadAttention``'s weights into a module with ``w_q, w_k, w_v, w_o``.
+
+    PyTorch packs the three input projections into ``in_proj_weight`` (3D x D), in the order
+    q, k, v; its output projection is ``out_proj``.
+    """
+    d_model = reference.embed_dim
+    with torch.no_grad():
+        for i, projection in enumerate((mine.w_q, mine.w_k, mine.w_v)):
+            projection.weight.copy_(reference.in_proj_weight[i * d_model:(i + 1) * d_model])
+            if projection.bias is not None:
+                projection.bias.copy_(reference.in_proj_bias[i * d_model:(i + 1) * d_model])
+        mine.w_o.weight.copy_(reference.out_proj.weight)
+        if mine.w_o.bias is not None:
+            mine.w_o.bias.copy_(reference.out_proj.bias)
+    return mine

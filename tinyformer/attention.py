@@ -1,0 +1,59 @@
+"""Scaled dot-product attention and a single-head self-attention layer.
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V        (Vaswani et al., 2017)
+"""
+import math
+
+import torch
+from torch import nn
+
+
+def softmax(x, dim=-1):
+    """Numerically stable softmax along ``dim``.
+
+    Subtracting the row maximum keeps ``exp`` from overflowing (it cannot change the result,
+    because softmax is invariant to adding a constant to a row). A row that is entirely
+    ``-inf`` (a query that may attend to nothing) gives all zeros instead of NaN.
+    """
+    row_max = x.amax(dim=dim, keepdim=True)
+    # An all -inf row has max -inf, and -inf - (-inf) is NaN: shift such rows by 0 instead.
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    exps = torch.exp(x - row_max)
+    total = exps.sum(dim=dim, keepdim=True)
+    # Only fully masked rows sum to 0; dividing them by 1 leaves their zeros in place.
+    return exps / torch.where(total == 0, torch.ones_like(total), total)
+
+
+def scaled_dot_product_attention(q, k, v, mask=None):
+    """Attend from queries to keys and average the values.
+
+    Args:
+        q: ``(..., q_len, d_k)``; k: ``(..., k_len, d_k)``; v: ``(..., k_len, d_v)``.
+        mask: optional boolean tensor broadcastable to ``(..., q_len, k_len)``;
+            ``True`` means the query *may attend* to that key.
+
+    Returns:
+        ``(output, weights)``: ``(..., q_len, d_v)`` and ``(..., q_len, k_len)``.
+    """
+    d_k = q.size(-1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., q_len, k_len)
+    if mask is not None:
+        # -inf rather than a constant such as -1e9, which overflows float16 (max 65504).
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = softmax(scores, dim=-1)
+    return weights @ v, weights
+
+
+class SelfAttention(nn.Module):
+    """One attention head over a sequence: queries, keys and values all come from ``x``."""
+
+    def __init__(self, d_model):
+        super().__init__()
+        self.d_model = d_model
+        self.w_q = nn.Linear(d_model, d_model)
+        self.w_k = nn.Linear(d_model, d_model)
+        self.w_v = nn.Linear(d_model, d_model)
+
+    def forward(self, x, mask=None):
+        """``x``: ``(batch, seq, d_model)`` -> ``(output (batch, seq, d_model), weights (batch, seq, seq))``."""
+        return scaled_dot_product_attention(self.w_q(x), self.w_k(x), self.w_v(x), mask)

@@ -1,0 +1,92 @@
+"""Encoder and decoder layers, post-norm as in the paper (and ``nn.TransformerEncoderLayer``'s
+default), with an optional pre-norm variant.
+
+    encoder:  x = norm1(x + SelfAttn(x));             x = norm2(x + FFN(x))
+    decoder:  x = norm1(x + MaskedSelfAttn(x));       x = norm2(x + CrossAttn(x, memory))
+              x = norm3(x + FFN(x))
+"""
+import torch.nn.functional as F
+from torch import nn
+
+from .multihead import MultiHeadAttention
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward network: ``linear2(dropout(relu(linear1(x))))``.
+
+    The same two-layer MLP is applied to every position on its own; the ReLU is what lets it
+    compute more than one linear map, and the ``d_ff`` (usually ``4 * d_model``) hidden units
+    give it room to.
+    """
+
+    def __init__(self, d_model, d_ff, dropout=0.0):
+        super().__init__()
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.linear2(self.dropout(F.relu(self.linear1(x))))
+
+
+class _Layer(nn.Module):
+    """Shared machinery: residual + norm in either order, and keeping attention weights."""
+
+    norm_first = False
+    keep_weights = False  # set True to store attention maps (slower: explicit path)
+
+    def _sublayer(self, x, norm, fn):
+        if self.norm_first:
+            return x + self.dropout(fn(norm(x)))  # pre-norm: normalise the branch input
+        return norm(x + self.dropout(fn(x)))  # post-norm: normalise the sum
+
+    def _attend(self, attn, name, query, key, mask, kv_cache=None):
+        out, weights = attn(query, key, key, mask, need_weights=self.keep_weights, kv_cache=kv_cache)
+        if self.keep_weights:
+            setattr(self, name, weights.detach())  # (B, h, Tq, Tk)
+        return out
+
+
+class EncoderLayer(_Layer):
+    """Bidirectional self-attention and a feed-forward network, each with add & norm."""
+
+    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+        self.feed_forward = FeedForward(d_model, d_ff, dropout)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.norm_first = norm_first
+
+    def forward(self, x, mask=None):
+        x = self._sublayer(x, self.norm1, lambda h: self._attend(self.self_attn, "self_attn_weights", h, h, mask))
+        return self._sublayer(x, self.norm2, self.feed_forward)
+
+
+class DecoderLayer(_Layer):
+    """Masked self-attention, cross-attention to the encoder output, and a feed-forward network."""
+
+    def __init__(self, d_model, num_heads, d_ff, dropout=0.0, norm_first=False):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+        self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout=dropout)
+        self.feed_forward = FeedForward(d_model, d_ff, dropout)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.norm_first = norm_first
+
+    def forward(self, x, memory, tgt_mask=None, memory_mask=None, cache=None):
+        """``cache``: optional ``(self_kv, cross_kv)`` pair of :class:`~tinyformer.multihead.KVCache`."""
+        self_kv, cross_kv = cache if cache is not None else (None, None)
+        x = self._sublayer(
+            x, self.norm1, lambda h: self._attend(self.self_attn, "self_attn_weights", h, h, tgt_mask, self_kv)
+        )
+        x = self._sublayer(
+            x,
+            self.norm2,
+            lambda h: self._attend(self.cross_attn, "cross_attn_weights", h, memory, memory_mask, cross_kv),
+        )
+        return self._sublayer(x, self.norm3, self.feed_forward)
