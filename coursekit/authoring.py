@@ -2,43 +2,57 @@
 
 Every chapter, lab and solution begins with
 1. a markdown cell: the title and an "Open in Colab" badge pointing at this notebook in the
-   repository named in ``_config.yml``;
+   repository named in ``_config.yml`` (``repository: url`` and ``branch``);
 2. a code cell that installs ``tinyformer``/``coursekit`` only when running in Colab, then
    seeds ``random``, ``numpy`` and ``torch``.
+
+Labs are generated from solutions (``coursekit.labs``), which rewrites the badge of
+``solutions/labN_x.ipynb`` to open ``labs/labN_x.ipynb``.
+
+    python -m coursekit.authoring            # list notebooks whose header is not the standard one
+    python -m coursekit.authoring --fix      # rewrite those headers (title kept)
 """
 import re
+import sys
 from pathlib import Path
 
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP_MARKER = "# Set-up (Colab only installs the course; elsewhere this just seeds)."
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+NOTEBOOK_DIRS = ("chapters", "labs", "solutions")
 
 
 def repository():
     """``(owner/name, branch)`` read from ``_config.yml`` (no YAML dependency needed)."""
     text = (ROOT / "_config.yml").read_text(encoding="utf-8")
-    url = re.search(r"^\s*url:\s*https://github\.com/(\S+?)/?\s*$", text, re.M).group(1)
-    branch = re.search(r"^\s*branch:\s*(\S+)\s*$", text, re.M).group(1)
+    section = re.search(r"^repository:\s*\n((?:[ \t]+.*\n?)+)", text, re.M).group(1)
+    url = re.search(r"^\s*url:\s*[\"']?https://github\.com/([^\s\"']+?)/?[\"']?\s*$", section, re.M).group(1)
+    branch = re.search(r"^\s*branch:\s*[\"']?([^\s\"']+)[\"']?\s*$", section, re.M).group(1)
     return url, branch
 
 
 def colab_url(notebook_path):
+    """Colab's URL for a notebook of the repository, e.g. ``chapters/01_self_attention.ipynb``."""
     repo, branch = repository()
-    return f"https://colab.research.google.com/github/{repo}/blob/{branch}/{notebook_path}"
+    return f"https://colab.research.google.com/github/{repo}/blob/{branch}/{Path(notebook_path).as_posix()}"
 
 
 def badge_markdown(notebook_path):
-    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(notebook_path)})"
+    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(notebook_path)})"
 
 
 def setup_source(seed=0):
+    """The set-up cell: installs the course in Colab only (elsewhere it only seeds)."""
     repo, branch = repository()
     return "\n".join([
         SETUP_MARKER,
-        "import importlib.util, subprocess, sys",
-        'if importlib.util.find_spec("google.colab") is not None:',
+        "import sys",
+        'if "google.colab" in sys.modules:  # in Colab: install tinyformer and coursekit from the repository',
+        "    import importlib, subprocess",
         f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/{repo}@{branch}"], check=True)',
+        "    importlib.invalidate_caches()",
         "",
         "from coursekit.notebook import seed_everything",
         f"seed_everything({seed})  # random, numpy and torch: every run prints the same numbers",
@@ -60,3 +74,77 @@ def new_notebook(notebook_path, title, cells=(), seed=0):
     nb.metadata["language_info"] = {"name": "python"}
     nb.cells = header_cells(notebook_path, title, seed) + list(cells)
     return nb
+
+
+def expected_badge_path(notebook_path):
+    """The notebook a page's badge must open: itself (a lab's badge opens the lab)."""
+    return Path(notebook_path).as_posix()
+
+
+def header_problems(nb, notebook_path):
+    """What is wrong with ``nb``'s header (empty list: it is the standard one)."""
+    problems = []
+    cells = nb.cells
+    if not cells or cells[0].cell_type != "markdown" or not cells[0].source.lstrip().startswith("# "):
+        problems.append("the first cell must be markdown starting with the '# title'")
+    elif badge_markdown(notebook_path) not in cells[0].source:
+        problems.append(f"the first cell must hold the Colab badge {badge_markdown(notebook_path)}")
+    code = [cell for cell in cells if cell.cell_type == "code"]
+    if not code or not code[0].source.startswith(SETUP_MARKER):
+        problems.append("the first code cell must be the set-up cell (coursekit.authoring.setup_source)")
+    else:
+        seed = re.search(r"seed_everything\((\d+)\)", code[0].source)
+        if code[0].source != setup_source(int(seed.group(1)) if seed else 0):
+            problems.append("the set-up cell differs from coursekit.authoring.setup_source()")
+    return problems
+
+
+def fix_header(nb, notebook_path):
+    """Rewrite ``nb``'s title cell badge and set-up cell to the standard ones (in place)."""
+    first = nb.cells[0] if nb.cells else None
+    title_match = re.match(r"#\s+(.+)", first.source.lstrip()) if first is not None and first.cell_type == "markdown" else None
+    if title_match:
+        rest = re.sub(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\s*", "", first.source.lstrip()[title_match.end():]).strip()
+        first.source = f"# {title_match.group(1).strip()}\n\n{badge_markdown(notebook_path)}" + (f"\n\n{rest}" if rest else "")
+    else:
+        title = Path(notebook_path).stem.replace("_", " ")
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}\n\n{badge_markdown(notebook_path)}"))
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    if code and code[0].source.startswith(SETUP_MARKER):
+        seed = re.search(r"seed_everything\((\d+)\)", code[0].source)
+        code[0].source = setup_source(int(seed.group(1)) if seed else 0)
+    else:
+        nb.cells.insert(1, nbformat.v4.new_code_cell(setup_source()))
+    return nb
+
+
+def notebook_paths(root=ROOT):
+    return sorted(p for d in NOTEBOOK_DIRS for p in (Path(root) / d).glob("*.ipynb"))
+
+
+def main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m coursekit.authoring", description="Check notebook headers.")
+    parser.add_argument("--fix", action="store_true", help="rewrite non-standard headers in place")
+    args = parser.parse_args(argv)
+    bad = 0
+    for path in notebook_paths():
+        relative = path.relative_to(ROOT).as_posix()
+        nb = nbformat.read(path, as_version=4)
+        problems = header_problems(nb, relative)
+        if problems:
+            bad += 1
+            print(f"{relative}: " + "; ".join(problems))
+            if args.fix and relative.startswith("labs/"):
+                print("  labs are generated: fix solutions/, then run python -m coursekit labs")
+            elif args.fix:
+                nbformat.write(fix_header(nb, relative), path)
+                print(f"  fixed {relative}")
+    if not bad:
+        print("every notebook has the standard header")
+    return 1 if bad and not args.fix else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
