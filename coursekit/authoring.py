@@ -20,6 +20,8 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP_MARKER = "# Set-up (Colab only installs the course; elsewhere this just seeds)."
+# On the site the set-up cell is folded away (a "show code" toggle); notebooks show it.
+SETUP_TAGS = ["hide-input"]
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 NOTEBOOK_DIRS = ("chapters", "labs", "solutions")
 
@@ -55,7 +57,7 @@ def setup_source(seed=0):
         "    importlib.invalidate_caches()",
         "",
         "from coursekit.notebook import seed_everything",
-        f"seed_everything({seed})  # random, numpy and torch: every run prints the same numbers",
+        f"SEED = seed_everything({seed})  # random, numpy and torch: every run prints the same numbers",
     ])
 
 
@@ -63,7 +65,7 @@ def header_cells(notebook_path, title, seed=0):
     """The two cells every notebook starts with."""
     return [
         nbformat.v4.new_markdown_cell(f"# {title}\n\n{badge_markdown(notebook_path)}"),
-        nbformat.v4.new_code_cell(setup_source(seed)),
+        nbformat.v4.new_code_cell(setup_source(seed), metadata={"tags": list(SETUP_TAGS)}),
     ]
 
 
@@ -113,8 +115,12 @@ def fix_header(nb, notebook_path):
     if code and code[0].source.startswith(SETUP_MARKER):
         seed = re.search(r"seed_everything\((\d+)\)", code[0].source)
         code[0].source = setup_source(int(seed.group(1)) if seed else 0)
+        code[0].outputs = []
+        code[0].execution_count = None
+        tags = code[0].metadata.setdefault("tags", [])
+        tags.extend(tag for tag in SETUP_TAGS if tag not in tags)
     else:
-        nb.cells.insert(1, nbformat.v4.new_code_cell(setup_source()))
+        nb.cells.insert(1, nbformat.v4.new_code_cell(setup_source(), metadata={"tags": list(SETUP_TAGS)}))
     return nb
 
 
