@@ -35,10 +35,18 @@ def repository():
     return url, branch
 
 
+def book_path():
+    """``repository: path_to_book`` from ``_config.yml``: where the book sits in the repository."""
+    text = (ROOT / "_config.yml").read_text(encoding="utf-8")
+    match = re.search(r"^\s*path_to_book:\s*[\"']?([^\s\"']*)[\"']?\s*$", text, re.M)
+    return match.group(1).strip("/") if match else ""
+
+
 def colab_url(notebook_path):
-    """Colab's URL for a notebook of the repository, e.g. ``chapters/01_self_attention.ipynb``."""
+    """Colab's URL for a notebook of the book, e.g. ``chapters/01_self_attention.ipynb``."""
     repo, branch = repository()
-    return f"https://colab.research.google.com/github/{repo}/blob/{branch}/{Path(notebook_path).as_posix()}"
+    path = "/".join(part for part in (book_path(), Path(notebook_path).as_posix()) if part)
+    return f"https://colab.research.google.com/github/{repo}/blob/{branch}/{path}"
 
 
 def badge_markdown(notebook_path):
