@@ -1,0 +1,162 @@
+"""Toy sequence-to-sequence tasks the course generates itself (nothing to download).
+
+A task maps a string of digits to another string of digits:
+
+* ``"reverse"``: ``3 1 4 1 5`` -> ``5 1 4 1 3``;
+* ``"copy"``:    ``3 1 4 1 5`` -> ``3 1 4 1 5``;
+* ``"sort"``:    ``3 1 4 1 5`` -> ``1 1 3 4 5``.
+
+Token ids: ``PAD = 0``, ``BOS = 1``, ``EOS = 2``, then digit ``d`` is ``d + 3``. A batch is
+three LongTensors (teacher forcing: the decoder reads ``tgt_in`` and must predict ``tgt_out``,
+the same sequence shifted by one)::
+
+    src     (B, S)  3 1 4 . .          digits, then PAD
+    tgt_in  (B, T)  BOS 4 1 3 . .      BOS, then the answer, then PAD
+    tgt_out (B, T)  4 1 3 EOS . .      the answer, then EOS, then PAD
+
+Batches are deterministic given a ``torch.Generator`` (or a seed): the same seed gives the
+same batch on every machine.
+"""
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+PAD, BOS, EOS = 0, 1, 2
+NUM_SPECIAL = 3
+TASKS = ("reverse", "copy", "sort")
+
+
+@dataclass
+class TaskConfig:
+    """What the sequences look like.
+
+    ``min_len``..``max_len`` (inclusive) is the range of source lengths used for training;
+    the vocabulary is the three special ids plus ``num_digits`` digits.
+    """
+
+    task: str = "reverse"
+    min_len: int = 1
+    max_len: int = 16
+    num_digits: int = 10
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose one of {TASKS}")
+        if not 1 <= self.min_len <= self.max_len:
+            raise ValueError(f"need 1 <= min_len <= max_len, got min_len={self.min_len}, max_len={self.max_len}")
+
+    @property
+    def vocab_size(self):
+        """Source and target share one vocabulary: PAD, BOS, EOS and the digits."""
+        return NUM_SPECIAL + self.num_digits
+
+    @property
+    def max_tgt_len(self):
+        """Length of ``tgt_in``/``tgt_out`` for the longest source (the answer plus BOS or EOS)."""
+        return self.max_len + 1
+
+
+class Batch(NamedTuple):
+    src: torch.Tensor  # (B, S)
+    tgt_in: torch.Tensor  # (B, T)
+    tgt_out: torch.Tensor  # (B, T)
+
+
+def _generator(seed_or_generator):
+    if isinstance(seed_or_generator, torch.Generator):
+        return seed_or_generator
+    generator = torch.Generator()
+    generator.manual_seed(0 if seed_or_generator is None else int(seed_or_generator))
+    return generator
+
+
+def target_of(task, digits):
+    """The answer for one 1-D tensor of digit ids (no padding)."""
+    if task == "reverse":
+        return digits.flip(0)
+    if task == "copy":
+        return digits.clone()
+    if task == "sort":
+        return digits.sort().values
+    raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+
+
+def make_batch(config, batch_size, generator=None, min_len=None, max_len=None):
+    """One random batch of ``config.task``; lengths uniform in ``min_len..max_len``.
+
+    ``min_len``/``max_len`` default to the config's (pass others for held-out lengths).
+    ``generator`` is a ``torch.Generator`` or an int seed (default seed 0).
+    """
+    generator = _generator(generator)
+    lo = config.min_len if min_len is None else min_len
+    hi = config.max_len if max_len is None else max_len
+    if not 1 <= lo <= hi:
+        raise ValueError(f"need 1 <= min_len <= max_len, got {lo}, {hi}")
+    lengths = torch.randint(lo, hi + 1, (batch_size,), generator=generator)  # (B,)
+    digits = torch.randint(0, config.num_digits, (batch_size, hi), generator=generator) + NUM_SPECIAL  # (B, hi)
+    return _pad_and_answer(config.task, digits, lengths)
+
+
+def _pad_and_answer(task, digits, lengths):
+    """``digits (B, L)`` of which row i uses the first ``lengths[i]``: the padded :class:`Batch`.
+
+    Vectorised (no Python loop over the batch): building batches must cost little next to
+    a training step.
+    """
+    width = int(lengths.max())
+    digits = digits[:, :width]  # (B, S): the batch is as wide as its longest source
+    positions = torch.arange(width)[None, :]  # (1, S)
+    valid = positions < lengths[:, None]  # (B, S): True on real digits
+    if task == "reverse":
+        index = (lengths[:, None] - 1 - positions).clamp(min=0)  # (B, S): position j reads digit n-1-j
+        answer = digits.gather(1, index)
+    elif task == "copy":
+        answer = digits
+    elif task == "sort":
+        big = torch.iinfo(torch.long).max
+        answer = digits.masked_fill(~valid, big).sort(dim=1).values  # pads sort to the end
+    else:
+        raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+    src = digits.masked_fill(~valid, PAD)  # (B, S)
+    answer = answer.masked_fill(~valid, PAD)  # (B, S)
+    pad_column = torch.full((len(lengths), 1), PAD, dtype=torch.long)
+    bos_column = torch.full((len(lengths), 1), BOS, dtype=torch.long)
+    tgt_in = torch.cat([bos_column, answer], dim=1)  # (B, S + 1): BOS, answer, PAD
+    tgt_out = torch.cat([answer, pad_column], dim=1)  # (B, S + 1): answer, then EOS at column n
+    tgt_out.scatter_(1, lengths[:, None], EOS)
+    return Batch(src, tgt_in, tgt_out)
+
+
+def batch_from_sequences(task, sequences):
+    """Pad a list of 1-D digit-id tensors (ids ``>= 3``, any lengths ``>= 1``) into a :class:`Batch`."""
+    sequences = [torch.as_tensor(s, dtype=torch.long) for s in sequences]
+    lengths = torch.tensor([len(s) for s in sequences])
+    if (lengths < 1).any():
+        raise ValueError("every sequence needs at least one digit")
+    digits = torch.full((len(sequences), int(lengths.max())), PAD, dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        digits[i, : len(seq)] = seq
+    return _pad_and_answer(task, digits, lengths)
+
+
+def batch_from_strings(task, strings):
+    """``["314", "15"]`` -> a :class:`Batch` (handy for trying the model on your own input)."""
+    return batch_from_sequences(task, [torch.tensor([int(c) + NUM_SPECIAL for c in s]) for s in strings])
+
+
+def make_batches(config, batch_size, num_batches, seed=0, min_len=None, max_len=None):
+    """A fixed list of batches (a held-out set), deterministic given ``seed``."""
+    generator = _generator(seed)
+    return [make_batch(config, batch_size, generator, min_len, max_len) for _ in range(num_batches)]
+
+
+def to_string(ids):
+    """Token ids -> readable text: digits as themselves, ``<bos>``/``<eos>``, PAD dropped."""
+    names = {BOS: "<bos>", EOS: "<eos>"}
+    out = []
+    for i in torch.as_tensor(ids).tolist():
+        if i == PAD:
+            continue
+        out.append(names.get(i, str(i - NUM_SPECIAL)))
+    return " ".join(out)
