@@ -148,6 +148,19 @@ _STATIC_NOTE = (
 )
 
 
+class _show_deferred:
+    """Make ``plt.show()`` inside a draw function a no-op, so that its figures are turned
+    into ``<img alt=...>`` here instead of being displayed without alt text."""
+
+    def __enter__(self):
+        self.saved = plt.show
+        plt.show = lambda *args, **kwargs: None
+
+    def __exit__(self, *exc):
+        plt.show = self.saved
+        return False
+
+
 def live_plot(draw, **controls):
     """``draw(**values)`` redrawn whenever a control changes; returns the assembled widget.
 
@@ -166,7 +179,7 @@ def live_plot(draw, **controls):
         before = set(plt.get_fignums())
         output.clear_output(wait=True)
         result = None
-        with output:
+        with output, _show_deferred():
             result = draw(**values)
         figures = [plt.figure(n) for n in plt.get_fignums() if n not in before]
         if isinstance(result, Figure) and result not in figures:
