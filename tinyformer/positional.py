@@ -5,9 +5,11 @@
 * learned absolute embeddings (BERT, GPT-2);
 * rotary position embedding, RoPE (Su et al., 2021): rotate pairs of dimensions of q and k
   by position-dependent angles, so that ``q_m . k_n`` depends only on ``m - n``.
-"""
-import math
 
+Pairs are interleaved: dimensions ``(2i, 2i+1)`` form pair ``i``, which turns with frequency
+``base^(-2i/d)``. (GPT-NeoX and Hugging Face's LLaMA pair dimension ``i`` with ``i + d/2``
+instead, "rotate_half": the same idea with the dimensions permuted.)
+"""
 import torch
 from torch import nn
 
@@ -20,37 +22,52 @@ def _check_even(d_model, what):
         )
 
 
+def _angles(positions, d_model, base):
+    """``(..., d_model/2)`` float64 angles ``position * base^(-2i/d_model)``.
+
+    Computed in float64 on the CPU: in float32 the angle of position 5000 is off by ~3e-4 rad,
+    visibly so in the encoding's fast pairs. Callers cast the sines and cosines afterwards.
+    """
+    frequencies = base ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (d/2,)
+    positions = torch.as_tensor(positions).detach().to(device="cpu", dtype=torch.float64)
+    return positions[..., None] * frequencies  # (..., d/2)
+
+
 def sinusoidal_positional_encoding(max_len, d_model, base=10000.0):
-    """``(max_len, d_model)`` table of the sinusoidal encoding."""
+    """``(max_len, d_model)`` float32 table of the sinusoidal encoding; row ``p`` encodes position ``p``."""
     _check_even(d_model, "sinusoidal_positional_encoding")
-    positions = torch.arange(max_len, dtype=torch.float32)[:, None]  # (max_len, 1)
-    # Pair i rotates with frequency base^(-2i/d): wavelengths run from 2*pi to base*2*pi.
-    frequencies = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(base) / d_model))
-    angles = positions * frequencies  # (max_len, d_model/2)
-    pe = torch.zeros(max_len, d_model)
-    pe[:, 0::2] = torch.sin(angles)
-    pe[:, 1::2] = torch.cos(angles)
-    return pe
+    angles = _angles(torch.arange(max_len), d_model, base)  # (max_len, d/2)
+    pe = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1)  # (max_len, d/2, 2): sin, cos per pair
+    return pe.flatten(-2).to(torch.float32)  # (max_len, d_model): sin in even columns, cos in odd ones
 
 
 class PositionalEncoding(nn.Module):
-    """Adds the sinusoidal encoding to ``(batch, seq, d_model)`` embeddings, then dropout."""
+    """Adds the sinusoidal encoding to ``(batch, seq, d_model)`` embeddings, then dropout.
+
+    ``forward(x, offset=0)`` encodes positions ``offset .. offset+seq-1`` (a decoder that
+    generates one token at a time with a KV cache passes how many it has already seen).
+    """
 
     def __init__(self, d_model, max_len=5000, dropout=0.0):
         super().__init__()
+        self.d_model = d_model
         self.max_len = max_len
         self.dropout = nn.Dropout(dropout)
-        # A buffer, not a parameter: saved with the model and moved by .to(), never trained.
+        # A buffer, not a parameter: it moves with .to() / .half() and is never trained.
+        # Not persistent: it is recomputed at construction, so state_dicts do not carry it.
         self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model), persistent=False)
 
     def forward(self, x, offset=0):
         seq = x.size(1)
+        if x.size(-1) != self.d_model:
+            raise ValueError(f"expected inputs (batch, seq, {self.d_model}), got last dimension {x.size(-1)}")
         if offset + seq > self.max_len:
             raise ValueError(
                 f"sequence of length {offset + seq} is longer than max_len={self.max_len}; "
                 f"build PositionalEncoding(d_model, max_len={offset + seq}) or more"
             )
-        return self.dropout(x + self.pe[offset:offset + seq])  # (B, T, D) + (T, D) broadcasts
+        pe = self.pe[offset:offset + seq].to(x.dtype)  # (T, D); float16 inputs stay float16
+        return self.dropout(x + pe)  # (B, T, D) + (T, D) broadcasts over the batch
 
 
 class LearnedPositionalEmbedding(nn.Module):
@@ -69,22 +86,27 @@ class LearnedPositionalEmbedding(nn.Module):
                 "a learned table has no row for positions it never saw"
             )
         positions = torch.arange(offset, offset + seq, device=x.device)
-        return x + self.embedding(positions)
+        return x + self.embedding(positions)  # (B, T, D) + (T, D)
 
 
 def rotary_embedding(x, positions=None, base=10000.0):
     """Rotate each pair ``(x[..., 2i], x[..., 2i+1])`` by the angle ``position * base^(-2i/d)``.
 
-    ``x``: ``(..., T, d)`` with even ``d``; ``positions``: ``(T,)``, default ``0..T-1``.
-    Rotations preserve norms, and ``rot(q, m) . rot(k, n)`` depends only on ``m - n``.
+    ``x``: ``(..., T, d)`` with even ``d``; ``positions``: ``(T,)`` (or broadcastable to
+    ``x.shape[:-1]``), default ``0..T-1``. Each pair turns counter-clockwise:
+    ``(a, b) -> (a cos t - b sin t, a sin t + b cos t)``. Rotations preserve norms, position 0
+    is the identity, and ``rot(q, m) . rot(k, n)`` depends only on ``m - n``.
     """
     seq, d = x.shape[-2], x.shape[-1]
     _check_even(d, "rotary_embedding")
     if positions is None:
-        positions = torch.arange(seq, device=x.device)
-    frequencies = base ** (-torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d)  # (d/2,)
-    angles = positions.to(torch.float32)[:, None] * frequencies  # (T, d/2)
-    cos, sin = torch.cos(angles).to(x.dtype), torch.sin(angles).to(x.dtype)
-    x_even, x_odd = x[..., 0::2], x[..., 1::2]  # (..., T, d/2) each
+        positions = torch.arange(seq)
+    positions = torch.as_tensor(positions)
+    if positions.dim() == 0 or positions.shape[-1] != seq:
+        raise ValueError(f"positions must have one entry per position (last dimension {seq}), got shape {tuple(positions.shape)}")
+    angles = _angles(positions, d, base)  # (..., T, d/2)
+    cos = torch.cos(angles).to(device=x.device, dtype=x.dtype)
+    sin = torch.sin(angles).to(device=x.device, dtype=x.dtype)
+    x_even, x_odd = x[..., 0::2], x[..., 1::2]  # (..., T, d/2) each: the two coordinates of every pair
     rotated = torch.stack([x_even * cos - x_odd * sin, x_even * sin + x_odd * cos], dim=-1)  # (..., T, d/2, 2)
     return rotated.flatten(-2)  # (..., T, d): pairs interleaved back in place
