@@ -134,9 +134,10 @@ def frame_slider(draw, values, description, value=None, readout_labels=None, *, 
     )
     slider.add_class("ck-frame-slider")
     tabs.selected_index = start
-    widgets.jslink((slider, "value"), (tabs, "selected_index"))
+    link = widgets.jslink((slider, "value"), (tabs, "selected_index"))
     box = widgets.VBox([widgets.HTML(_STYLE), slider, tabs])
     box.add_class("ck-frame-widget")
+    box.frame_link = link  # the client-side link (kept for tests and for unlinking)
     return box
 
 
