@@ -7,6 +7,7 @@ See conftest.py for how to run these. A JSON summary of what was exercised is wr
 """
 import io
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -14,9 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BOOK, SITE
+ROOT = Path(__file__).resolve().parents[2]
+BOOK = Path(os.environ.get("BOOK_DIR", ROOT)).resolve()  # as in conftest.py
+SITE = BOOK / "_build" / "html"
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts"))
 from offline_site import external_resources  # noqa: E402
 
 REPORT = SITE.parent / "browser-test-report.json"
