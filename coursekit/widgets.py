@@ -76,7 +76,7 @@ def _alt_for(fig, given, context):
     text = getattr(fig, _ALT_ATTRIBUTE, None) or given
     if not text:
         described = describe_figure(fig)
-        text = f"Plot ({context}): {described}" if described else f"Plot for {context}"
+        text = f"Figure for {context}. {described}" if described else f"Figure for {context}"
     return " ".join(str(text).split())
 
 
@@ -86,19 +86,19 @@ def picture_html(fig, alt, dpi=80):
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt, quote=True)}"/>'
 
 
-def _readout(description, label, labelled):
+def _readout_text(description, label, labelled):
     name = description.rstrip(" :")
-    text = label if labelled or not name else f"{name} = {label}"
-    return f'<div class="ck-readout">{html.escape(str(text))}</div>'
+    return str(label) if labelled or not name else f"{name} = {label}"
 
 
 def _frame(draw, v, description, label, labelled, alt, dpi):
     fig = draw(v)
     if not isinstance(fig, Figure):
         fig = plt.gcf()
+    readout = _readout_text(description, label, labelled)
     given = alt(v) if callable(alt) else (alt.format(value=v, label=label) if alt else None)
-    text = _alt_for(fig, given, f"{description.rstrip(' :')} {label}")
-    return widgets.HTML(value=_readout(description, label, labelled) + picture_html(fig, text, dpi=dpi))
+    text = _alt_for(fig, given, readout)
+    return widgets.HTML(value=f'<div class="ck-readout">{html.escape(readout)}</div>' + picture_html(fig, text, dpi=dpi))
 
 
 def frame_slider(draw, values, description, value=None, readout_labels=None, *, alt=None, dpi=80):

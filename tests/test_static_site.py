@@ -84,7 +84,7 @@ def test_frame_slider_links_slider_and_frames_client_side():
     assert [len(_images(frame)) for frame in frames] == [1, 1, 1]
     assert len(set(frames)) == 3, "every value must get its own picture"
     assert "slope = 2" in frames[1]
-    assert _images(frames[1])[0] == "Plot (slope 2): slope 2, x: x", _images(frames[1])
+    assert _images(frames[1])[0] == "Figure for slope = 2. slope 2, x: x", _images(frames[1])
     link = box.frame_link
     assert link.source == (slider, "value") and link.target == (tabs, "selected_index"), (
         "the slider must be jslinked to the frames (works without a kernel)")
@@ -121,9 +121,9 @@ def test_live_plot_stores_the_first_picture_and_redraws():
     assert controls.children == (slope,)
     assert "ck-static-only" in note.value and 'style="display:none"' in note.value
     first = picture.value
-    assert _images(first) == ["Plot (slope = 1): slope 1"]
+    assert _images(first) == ["Figure for slope = 1. slope 1"]
     slope.value = 3
-    assert _images(picture.value) == ["Plot (slope = 3): slope 3"] and picture.value != first
+    assert _images(picture.value) == ["Figure for slope = 3. slope 3"] and picture.value != first
     assert plt.get_fignums() == []
 
 

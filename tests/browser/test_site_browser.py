@@ -110,9 +110,13 @@ def test_page_loads_offline(offline_page, site_url, name):
               blankWidgets: Array.from(document.querySelectorAll('.widget-subarea'))
                                  .filter(e => e.getBoundingClientRect().height < 5).length,
               errorWidgets: document.querySelectorAll('.jupyter-widgets-error-widget, .widget-error').length,
-              frameWidgets: Array.from(document.querySelectorAll('.ck-frame-widget')).map(w =>
-                  Array.from(w.querySelectorAll('.ck-frames img')).filter(visible)
-                       .filter(i => i.naturalWidth > 0).length),
+              // pictures a frame slider shows in its own Tab (it may sit in a hidden outer tab)
+              frameWidgets: Array.from(document.querySelectorAll('.ck-frame-widget')).map(w => {
+                  const frames = w.querySelector('.ck-frames');
+                  const shown = i => { for (let e = i; e && e !== frames; e = e.parentElement) {
+                      if (getComputedStyle(e).display === 'none') return false; } return true; };
+                  return Array.from(frames.querySelectorAll('img'))
+                      .filter(i => i.complete && i.naturalWidth > 0).filter(shown).length; }),
               livePlots: Array.from(document.querySelectorAll('.ck-live-plot')).map(w => ({
                   pictures: Array.from(w.querySelectorAll('img')).filter(i => i.naturalWidth > 0).length,
                   text: (w.querySelector('.widget-output') || {innerText: ''}).innerText.trim().length,
@@ -171,6 +175,32 @@ def _visible_frame(widget):
         }""")
 
 
+def _reveal(widget):
+    """A frame slider inside an outer Tab's hidden page: click that page's tab (outermost
+    first) so that the slider can be seen and moved. Returns the tabs' labels."""
+    clicked = []
+    while True:
+        tab = widget.evaluate_handle(
+            """w => {
+                let chain = [];
+                for (let e = w; e && e.parentElement; e = e.parentElement) {
+                    const panel = e.parentElement;
+                    if (panel.classList.contains('widget-tab-contents') && getComputedStyle(e).display === 'none') {
+                        chain.push([panel, Array.from(panel.children).indexOf(e)]);
+                    }
+                }
+                if (!chain.length) return null;
+                const [panel, index] = chain[chain.length - 1];
+                const bar = panel.parentElement.querySelector(':scope > .lm-TabBar, :scope > .p-TabBar');
+                return bar ? bar.querySelectorAll('.lm-TabBar-tab, .p-TabBar-tab')[index] : null;
+            }""")
+        element = tab.as_element()
+        if element is None or len(clicked) > 5:
+            return clicked
+        clicked.append(element.inner_text())
+        element.click()
+
+
 def _move(page, widget):
     """Move the slider one step (keyboard), else click the far end of its track."""
     handle = widget.locator(".noUi-handle, .ui-slider-handle").first
@@ -212,6 +242,7 @@ def test_chapter_sliders_work_without_a_kernel(offline_page, site_url, name):
         pytest.fail(f"{name} has no frame_slider: a chapter's key widget must stay interactive on the site")
     for index in range(count):
         widget = widgets.nth(index)
+        revealed = _reveal(widget)
         widget.scroll_into_view_if_needed()
         frames = widget.locator(".ck-frames")
         before = _visible_frame(widget)
@@ -229,7 +260,7 @@ def test_chapter_sliders_work_without_a_kernel(offline_page, site_url, name):
         after_png = frames.screenshot()
         changed = _changed_pixels(before_png, after_png)
         _report["sliders"].append({
-            "page": name, "widget": index, "moved_by": how,
+            "page": name, "widget": index, "moved_by": how, "revealed_by_clicking": revealed,
             "before": before["readout"], "after": after["readout"],
             "alt_after": after["alt"][:120], "changed_pixels": changed,
         })
