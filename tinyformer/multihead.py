@@ -4,13 +4,13 @@
     head_i = Attention(Q W_Q_i, K W_K_i, V W_V_i)                (Vaswani et al., 2017)
 
 Each head works in ``d_head = d_model / h`` dimensions, so h heads cost what one head of
-width ``d_model`` costs.
+width ``d_model`` costs. The per-head matrices ``W_Q_i`` are not stored one by one: ``w_q``
+is one ``d_model x d_model`` projection, and head i owns its output columns
+``i * d_head .. (i + 1) * d_head - 1`` (:func:`split_heads`).
 """
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from .attention import scaled_dot_product_attention
 
 
 def _divisors(n):
@@ -31,15 +31,40 @@ def split_heads(x, num_heads):
     """``(B, T, D)`` -> ``(B, h, T, D/h)``: head i owns columns ``i*D/h .. (i+1)*D/h - 1``."""
     batch, seq, d_model = x.shape
     check_heads(d_model, num_heads)
-    x = x.view(batch, seq, num_heads, d_model // num_heads)  # (B, T, h, d_head)
-    return x.transpose(1, 2)  # (B, h, T, d_head)
+    x = x.view(batch, seq, num_heads, d_model // num_heads)  # (B, T, h, d_head): cut each row into h pieces
+    return x.transpose(1, 2)  # (B, h, T, d_head): group by head (a view, nothing is copied)
 
 
 def merge_heads(x):
     """``(B, h, T, d_head)`` -> ``(B, T, h * d_head)``, the inverse of :func:`split_heads`."""
     batch, num_heads, seq, d_head = x.shape
-    x = x.transpose(1, 2)  # (B, T, h, d_head)
-    return x.reshape(batch, seq, num_heads * d_head)  # (B, T, D): reshape copies (not contiguous)
+    x = x.transpose(1, 2)  # (B, T, h, d_head): back to one row per token
+    return x.reshape(batch, seq, num_heads * d_head)  # (B, T, D): concatenate the heads (copies: not contiguous)
+
+
+def attention_with_weights(q, k, v, mask=None, dropout_p=0.0):
+    """The explicit per-head attention: ``softmax(q k^T / sqrt(d_head)) v``, keeping the weights.
+
+    ``q``: ``(..., Tq, d_head)``; ``k, v``: ``(..., Tk, d_head)``, usually ``(B, h, T, d_head)``;
+    ``mask`` broadcastable to ``(..., Tq, Tk)``, ``True`` = may attend. Returns
+    ``(output (..., Tq, d_head), weights (..., Tq, Tk))``. The same computation as
+    ``tinyformer.attention.scaled_dot_product_attention``, written with ``torch.softmax`` for
+    speed: the ``(Tq, Tk)`` score matrices are the largest tensors here, so every pass over
+    them counts.
+    """
+    # Scale the (Tq, d_head) queries rather than the (Tq, Tk) scores: same product, less work.
+    scores = (q * q.size(-1) ** -0.5) @ k.transpose(-2, -1)  # (B, h, Tq, Tk)
+    if mask is not None:
+        # -inf rather than a constant such as -1e9, which overflows float16 (max 65504).
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)  # (B, h, Tq, Tk), rows sum to 1
+    if mask is not None:
+        # A query with no allowed key has an all -inf row, which softmax turns into NaN:
+        # give it zero weights (and so a zero output), as F.scaled_dot_product_attention does.
+        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    # Dropout acts on the weights, as in the paper; the weights returned are the ones before it.
+    dropped = F.dropout(weights, dropout_p) if dropout_p else weights
+    return dropped @ v, weights  # (B, h, Tq, d_head), (B, h, Tq, Tk)
 
 
 class KVCache:
@@ -66,13 +91,48 @@ class KVCache:
         return self.k, self.v
 
 
+def _packed_linear(x, *layers):
+    """``layer(x) for layer in layers`` with one matrix multiply instead of several.
+
+    The layers' weights are stacked into one ``(n * D, D)`` matrix (as ``nn.MultiheadAttention``
+    stores its ``in_proj_weight``); one large matmul is faster than n small ones, and
+    stacking the weights costs far less than the matmul.
+    """
+    weight = torch.cat([layer.weight for layer in layers])  # (n * D, D)
+    bias = None if layers[0].bias is None else torch.cat([layer.bias for layer in layers])
+    return F.linear(x, weight, bias).chunk(len(layers), dim=-1)  # n x (B, T, D), views
+
+
+def loop_over_heads(mha, query, key, value, mask=None):
+    """What ``mha(query, key, value, mask)`` computes, one head at a time, as the formula reads.
+
+    Head i projects with its own ``d_model x d_head`` slices of ``w_q, w_k, w_v`` (the
+    columns it owns), attends, and the h outputs are concatenated and projected by the
+    shared ``w_o``. The same numbers as the batched reshape, in h small steps instead of one
+    large one: kept for teaching and to time against :class:`MultiHeadAttention`.
+    ``mask`` is broadcastable to ``(B, Tq, Tk)`` (the same for every head).
+    """
+    outputs, weights = [], []
+    for i in range(mha.num_heads):
+        cols = slice(i * mha.d_head, (i + 1) * mha.d_head)  # the columns head i owns
+        q, k, v = (
+            F.linear(x, layer.weight[cols], None if layer.bias is None else layer.bias[cols])  # (B, T, d_head)
+            for x, layer in ((query, mha.w_q), (key, mha.w_k), (value, mha.w_v))
+        )
+        out, w = attention_with_weights(q, k, v, mask)  # (B, Tq, d_head), (B, Tq, Tk)
+        outputs.append(out)
+        weights.append(w)
+    concat = torch.cat(outputs, dim=-1)  # (B, Tq, D): Concat(head_1, ..., head_h)
+    return mha.w_o(concat), torch.stack(weights, dim=1)  # (B, Tq, D), (B, h, Tq, Tk)
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with separate ``w_q, w_k, w_v, w_o`` projections.
 
     ``forward(query, key, value, mask=None)`` returns ``(output, weights)`` with output
     ``(B, Tq, d_model)`` and per-head weights ``(B, h, Tq, Tk)``. With
     ``need_weights=False`` it takes the fused path (``F.scaled_dot_product_attention``) and
-    returns ``(output, None)``.
+    returns ``(output, None)``; both paths compute the same output.
     """
 
     def __init__(self, d_model, num_heads, bias=True, dropout=0.0):
@@ -87,23 +147,35 @@ class MultiHeadAttention(nn.Module):
         self.w_v = nn.Linear(d_model, d_model, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
 
-    def forward(self, query, key, value, mask=None, need_weights=True, kv_cache=None):
-        q = split_heads(self.w_q(query), self.num_heads)  # (B, h, Tq, d_head)
+    def _project(self, query, key, value, kv_cache):
+        """Queries, keys and values, each ``(B, T, D)``; keys and values are None when cached."""
         if kv_cache is not None and kv_cache.static and kv_cache.k is not None:
-            k, v = kv_cache.k, kv_cache.v  # cross-attention: the memory was projected already
+            return self.w_q(query), None, None  # cross-attention: the memory was projected already
+        if query is key and key is value:
+            return _packed_linear(query, self.w_q, self.w_k, self.w_v)  # self-attention
+        if key is value:
+            return (self.w_q(query), *_packed_linear(key, self.w_k, self.w_v))  # cross-attention
+        return self.w_q(query), self.w_k(key), self.w_v(value)
+
+    def forward(self, query, key, value, mask=None, need_weights=True, kv_cache=None):
+        """``query (B, Tq, D)``, ``key`` and ``value (B, Tk, D)``; ``mask`` broadcastable to
+        ``(B, h, Tq, Tk)`` or ``(B, Tq, Tk)``, True = may attend."""
+        q, k, v = self._project(query, key, value, kv_cache)
+        q = split_heads(q, self.num_heads)  # (B, h, Tq, d_head)
+        if k is None:
+            k, v = kv_cache.k, kv_cache.v  # (B, h, Tk, d_head)
         else:
-            k = split_heads(self.w_k(key), self.num_heads)  # (B, h, Tk, d_head)
-            v = split_heads(self.w_v(value), self.num_heads)  # (B, h, Tk, d_head)
+            k = split_heads(k, self.num_heads)  # (B, h, Tk, d_head)
+            v = split_heads(v, self.num_heads)  # (B, h, Tk, d_head)
             if kv_cache is not None:
                 k, v = kv_cache.update(k, v)  # (B, h, T_cached + Tk, d_head)
         if mask is not None and mask.dim() == 3:
             mask = mask.unsqueeze(1)  # (B, 1, Tq, Tk): the same mask for every head
         dropout_p = self.dropout if self.training else 0.0
         if need_weights:
-            out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, h, Tq, d_head)
-            if dropout_p:
-                out = F.dropout(weights, dropout_p) @ v  # dropout acts on the weights, as in the paper
+            out, weights = attention_with_weights(q, k, v, mask, dropout_p)  # (B, h, Tq, d_head)
         else:
+            # One fused kernel that never stores the (Tq, Tk) weights.
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
             weights = None
         return self.w_o(merge_heads(out)), weights  # (B, Tq, d_model), (B, h, Tq, Tk)
