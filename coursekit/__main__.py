@@ -1,6 +1,13 @@
-"""Command line: ``python -m coursekit labs [--check]`` (and ``grade``, see ``--help``)."""
+"""Command line: ``python -m coursekit labs [--check]`` and ``python -m coursekit grade``.
+
+    python -m coursekit grade LAB SUBMISSION... [--out grades.csv] [--feedback DIR]
+    python -m coursekit grade --list LAB
+
+See ``coursekit/grade.py`` and the instructors' page (``docs/instructors.md``).
+"""
 import argparse
 import sys
+import time
 
 
 def _labs(args):
@@ -23,12 +30,71 @@ def _labs(args):
     return 0
 
 
+def _grade(args):
+    # jsonschema (under nbformat) builds an IRI grammar at import that grading never uses.
+    sys.modules.setdefault("rfc3987_syntax", None)
+    from . import grade
+
+    try:
+        lab = grade.load_lab(args.lab, args.solutions)
+        if args.list:
+            print(grade.describe_lab(lab), end="")
+            return 0
+        if not lab.exercises:
+            raise grade.GradeError(f"lab {lab.name} has no exercises yet: nothing to grade")
+        if not args.submissions:
+            raise grade.GradeError("give the submissions to grade: notebook files or folders of them")
+        submissions = grade.collect_submissions(args.submissions)
+    except grade.GradeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    settings = grade.Settings(
+        cell_timeout=args.timeout, total_timeout=args.total_timeout, memory_limit_mb=args.memory_limit, jobs=args.jobs,
+    )
+    start = time.monotonic()
+
+    def progress(done, total, result):
+        print(f"[{done}/{total}] {result.learner}: {grade._fmt(result.total)} / {grade._fmt(result.max_points)}"
+              + ("" if result.status == "ok" else f" ({'; '.join(result.reasons)})"), file=sys.stderr, flush=True)
+
+    grades = grade.grade_all(lab, submissions, settings, progress=None if args.quiet else progress)
+    grade.write_outputs(lab, grades, args.out, args.feedback, settings)
+    errors = sum(result.status != "ok" for result in grades)
+    print(f"graded {len(grades)} submission(s) of {lab.name} in {time.monotonic() - start:.0f} s: {args.out}"
+          + (f", feedback in {args.feedback}/" if args.feedback else "")
+          + (f"; {errors} with status error (see the reason column)" if errors else ""))
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m coursekit", description="Course machinery.")
     commands = parser.add_subparsers(dest="command", required=True)
     labs_parser = commands.add_parser("labs", help="generate labs/ from solutions/")
     labs_parser.add_argument("--check", action="store_true", help="exit 1 and list labs that are out of date")
     labs_parser.set_defaults(func=_labs)
+    grade_parser = commands.add_parser(
+        "grade", help="grade learners' notebooks: gradebook CSV and feedback",
+        description="Grade learners' notebooks for a lab with the instructor's tests (visible and hidden) "
+                    "from solutions/, in parallel subprocesses. Writes one CSV row per submission and "
+                    "one feedback file per learner (the file name is the learner).",
+    )
+    grade_parser.add_argument("lab", metavar="LAB", help="lab name, e.g. lab1_attention or lab1")
+    grade_parser.add_argument("submissions", metavar="SUBMISSION", nargs="*",
+                              help="learners' .ipynb files, or folders of them")
+    grade_parser.add_argument("--list", action="store_true", help="print the lab's exercises and points, and exit")
+    grade_parser.add_argument("--out", default="grades.csv", help="gradebook CSV to write (default: grades.csv)")
+    grade_parser.add_argument("--feedback", metavar="DIR", default="feedback",
+                              help="folder for one LEARNER.md per learner (default: feedback)")
+    grade_parser.add_argument("--timeout", type=float, default=60, help="seconds a cell may run (default: 60)")
+    grade_parser.add_argument("--total-timeout", type=float, default=600,
+                              help="seconds for one submission, re-runs included (default: 600)")
+    grade_parser.add_argument("--memory-limit", type=int, default=4096, metavar="MB",
+                              help="memory for one submission's processes, 0 for no limit (default: 4096)")
+    grade_parser.add_argument("--jobs", type=int, default=0, help="submissions graded at once (default: CPU count)")
+    grade_parser.add_argument("--solutions", metavar="DIR", default=None,
+                              help="folder of solution notebooks (default: the course's solutions/)")
+    grade_parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    grade_parser.set_defaults(func=_grade)
     args = parser.parse_args(argv)
     return args.func(args)
 

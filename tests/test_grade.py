@@ -1,0 +1,418 @@
+"""The grader (``python -m coursekit grade``), on a demo lab of three quick exercises.
+
+The crafted submissions are generated here from the demo lab's solution
+(``tests/grading/fixture_solutions/lab0_demo.ipynb``: ``double`` 2 points, ``quad`` 3 points,
+built on ``double``, and ``causal_mask`` 5 points, which tinyformer also has). They are
+graded by the command line in one run (plus one with a 2 s cell timeout for the cells that
+never end, and one that grades a few of them again to compare the CSVs), all at once;
+each test then checks its row. The real labs are graded by ``TestRealLabs`` below.
+"""
+import copy
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell
+
+from coursekit import grade, labs
+from coursekit.__main__ import main
+
+ROOT = labs.ROOT
+FIXTURES = Path(__file__).parent / "grading" / "fixture_solutions"
+POINTS = {"double": 2, "quad": 3, "causal_mask": 5}
+
+
+def solution():
+    return nbformat.read(FIXTURES / "lab0_demo.ipynb", as_version=4)
+
+
+def blank():
+    return labs.make_lab(solution(), "lab0_demo.ipynb")
+
+
+def find(nb, name, role):
+    return next(c for c in nb.cells if c.metadata.get("coursekit", {}).get("exercise") == name
+                and c.metadata["coursekit"]["role"] == role)
+
+
+def answer(nb, name, source):
+    find(nb, name, "solution").source = source
+    return nb
+
+
+def code(source):
+    return new_code_cell(source)
+
+
+# --------------------------------------------------------------------------------------
+# The crafted submissions: learner -> (notebook or raw text, expected points, status, reasons)
+
+
+def hang():
+    return answer(solution(), "quad", "import time\ndef quad(x):\n    while True:\n        time.sleep(0.05)")
+
+
+def hang_uninterruptible():
+    # Ignores the interrupt (SIGINT) at definition time: nbval stops the kernel, the grader
+    # runs the notebook again without this exercise.
+    return answer(solution(), "double", "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                  "while True:\n    time.sleep(0.05)")
+
+
+def memory_hog():
+    # 1.5 GB (written to, so resident), then waits: killed at the 1000 MB limit, well before the
+    # cell timeout.
+    return answer(solution(), "quad", "import time\ndef quad(x):\n"
+                  "    blocks = [b'x' * (50 * 2**20) for _ in range(30)]\n    time.sleep(60)")
+
+
+def kernel_dies():
+    return answer(solution(), "quad", "def quad(x):\n    import os\n    os._exit(1)")
+
+
+def syntax_error():
+    return answer(solution(), "double", "def double(x)\n    return 2 * x")
+
+
+def deleted_reordered_duplicated():
+    nb = solution()
+    nb.cells.remove(find(nb, "double", "solution"))
+    mask = [find(nb, "causal_mask", "solution"), find(nb, "causal_mask", "tests")]
+    for cell in mask:
+        nb.cells.remove(cell)
+    quad_at = nb.cells.index(find(nb, "quad", "solution"))
+    nb.cells[quad_at:quad_at] = mask  # causal_mask now comes before quad
+    wrong = copy.deepcopy(find(nb, "quad", "solution"))
+    wrong.source, wrong.id = "def quad(x):\n    return 0", "wrong-quad"
+    nb.cells.insert(nb.cells.index(find(nb, "quad", "solution")), wrong)  # the last copy counts
+    return nb
+
+
+def extra_cells(pid_file):
+    nb = solution()
+    at = nb.cells.index(find(nb, "double", "solution"))
+    nb.cells.insert(at, code(f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+                             "def _twice(x):\n    return x + x"))
+    answer(nb, "double", "def double(x):\n    return _twice(x)")
+    setup = next(c for c in nb.cells if c.get("id") == "setup")
+    setup.source += "\nimport math  # the learner's edit of the set-up cell"
+    answer(nb, "quad", "def quad(x):\n    return int(math.pow(2, 2)) * _half_of_quad(x) // 2")
+    at = nb.cells.index(find(nb, "quad", "tests"))
+    nb.cells.insert(at, code("def _half_of_quad(x):  # between the exercise and its tests\n    return 2 * x"))
+    nb.cells.append(code("raise RuntimeError('a cell after the last tests is not run')"))
+    return nb
+
+
+def edited_tests():
+    nb = answer(solution(), "double", "def double(x):\n    return x + 2")
+    find(nb, "double", "tests").source = "pass  # no more tests"
+    nb.cells.remove(find(nb, "quad", "tests"))
+    return nb
+
+
+def big_output():
+    nb = answer(solution(), "double", "for _ in range(8):\n    print('y' * 1_000_000)\n"
+                "def double(x):\n    return 2 * x")
+    return answer(nb, "quad", "def quad(x):\n    raise AssertionError('z' * 10_000_000 + '\\nHint: the end')")
+
+
+def tinyformer_import():
+    return answer(solution(), "causal_mask", "from tinyformer.masks import causal_mask")
+
+
+def tinyformer_at_run_time():
+    # Nothing in the text names tinyformer as a module: only the run-time check sees it.
+    return answer(solution(), "causal_mask", "exec('from tinyf' + 'ormer.masks import causal_mask')")
+
+
+FULL = dict(POINTS)
+CASES = {
+    # learner: (make, points, status, reasons)
+    "a_solution": (solution, FULL, "ok", []),
+    "b_blank": (blank, {}, "ok", []),
+    "c_kernel_dies": (kernel_dies, {"double": 2, "causal_mask": 5}, "error", ["kernel died in exercise quad"]),
+    "d_syntax_error": (syntax_error, {"quad": 3, "causal_mask": 5}, "ok", []),
+    "e_deleted_reordered": (deleted_reordered_duplicated, {"quad": 3, "causal_mask": 5}, "ok",
+                            ["exercise cell missing: double"]),
+    "f_extra_cells": (None, FULL, "ok", []),
+    "g_edited_tests": (edited_tests, {"quad": 3, "causal_mask": 5}, "ok", []),
+    "h_big_output": (big_output, {"double": 2, "causal_mask": 5}, "ok", []),
+    "i_not_json": (lambda: '{"cells": [', {}, "error", ["not valid JSON"]),
+    "j_not_a_notebook": (lambda: '{"hello": "world"}', {}, "error", ["not a notebook"]),
+    "k_tinyformer": (tinyformer_import, {"double": 2, "quad": 3}, "ok",
+                     ["uses the reference implementation from tinyformer: causal_mask"]),
+    "l_tinyformer_run_time": (tinyformer_at_run_time, {"double": 2, "quad": 3}, "ok",
+                              ["uses the reference implementation from tinyformer: causal_mask"]),
+    "m_memory_hog": (memory_hog, {"double": 2, "causal_mask": 5}, "error", ["memory limit exceeded in exercise quad"]),
+}
+HANG_CASES = {  # graded with a 2 s cell timeout
+    "n_hang": (hang, {"double": 2, "causal_mask": 5}, "error", ["timeout in exercise quad"]),
+    "o_hang_uninterruptible": (hang_uninterruptible, {"quad": 3, "causal_mask": 5}, "error",
+                               ["timeout in exercise double"]),
+}
+AGAIN = ["d_syntax_error", "e_deleted_reordered", "i_not_json"]
+
+
+def write(folder, learner, made):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{learner}.ipynb"
+    path.write_text(made if isinstance(made, str) else labs.to_text(made), encoding="utf-8")
+    return path
+
+
+def cli(*args):
+    return [sys.executable, "-m", "coursekit", "grade", "lab0", *map(str, args), "--solutions", str(FIXTURES), "-q"]
+
+
+class Graded:
+    def __init__(self, base):
+        self.base = base
+        self.pid_file = base / "kernel.pid"
+        main_dir, hang_dir, again_dir = base / "main", base / "hangs", base / "again"
+        for learner, (make, *_) in CASES.items():
+            made = extra_cells(self.pid_file) if learner == "f_extra_cells" else make()
+            write(main_dir, learner, made)
+            if learner in AGAIN:
+                write(again_dir, learner, made)
+        for learner, (make, *_) in HANG_CASES.items():
+            write(hang_dir, learner, make())
+        runs = {
+            "main": cli(main_dir, "--out", base / "main.csv", "--feedback", base / "feedback", "--timeout", 30,
+                     "--memory-limit", 1000),
+            "hangs": cli(hang_dir, "--out", base / "hangs.csv", "--feedback", base / "feedback", "--timeout", 2),
+            "again": cli(*sorted(again_dir.iterdir()), "--out", base / "again.csv", "--feedback", base / "again",
+                         "--timeout", 30),
+        }
+        self.processes = {name: subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                 text=True) for name, command in runs.items()}
+        self.outputs = {name: process.communicate(timeout=300) for name, process in self.processes.items()}
+        for name, process in self.processes.items():
+            assert process.returncode == 0, f"grade ({name}) exited with {process.returncode}:\n{self.outputs[name]}"
+        self.csv = {name: (base / f"{name}.csv").read_text(encoding="utf-8") for name in runs}
+        self.rows = {}
+        for name in ("main", "hangs"):
+            for row in csv.DictReader(io.StringIO(self.csv[name])):
+                self.rows[row["learner"]] = row
+
+    def feedback(self, learner):
+        return (self.base / "feedback" / f"{learner}.md").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    return Graded(tmp_path_factory.mktemp("grading"))
+
+
+@pytest.mark.parametrize("learner", sorted({**CASES, **HANG_CASES}))
+def test_each_crafted_submission_gets_its_row(graded, learner):
+    _, points, status, reasons = {**CASES, **HANG_CASES}[learner]
+    row = graded.rows[learner]
+    got = {name: row[name] for name in POINTS}
+    expected = {name: str(points.get(name, 0)) for name in POINTS}
+    assert (got, row["status"]) == (expected, status), f"{learner}: {row}\n{graded.feedback(learner)}"
+    assert row["total"] == str(sum(points.values())) and row["max"] == "10"
+    assert row["reason"] == "; ".join(reasons), f"{learner}: {row}"
+
+
+def test_gradebook_columns_order_and_determinism(graded):
+    lines = graded.csv["main"].splitlines()
+    assert lines[0] == "learner,double,quad,causal_mask,total,max,status,reason"
+    assert [line.split(",")[0] for line in lines[1:]] == sorted(CASES)
+    # Grading the same submissions again gives the same bytes.
+    again = [lines[0]] + [line for line in lines[1:] if line.split(",")[0] in AGAIN]
+    assert graded.csv["again"] == "\n".join(again) + "\n"
+
+
+def test_the_cell_that_ended_a_run_is_found():
+    from coursekit.nbrun import CellResult, RunResult
+
+    def run(kinds, status="finished"):
+        return RunResult({i: CellResult(i, kind == "passed", kind=kind) for i, kind in enumerate(kinds)}, status)
+
+    slots = [grade.Slot("setup")] * 4
+    assert grade._crash(run(["passed", "failed", "passed", "passed"]), slots) is None
+    assert grade._crash(run(["passed", "timeout", "passed", "passed"]), slots) is None  # interrupted, went on
+    assert grade._crash(run(["passed", "timeout", "kernel_dead", "kernel_dead"]), slots) == (1, "timeout")
+    assert grade._crash(run(["passed", "kernel_died", "kernel_dead", "kernel_dead"]), slots) == (1, "kernel_died")
+    assert grade._crash(run(["passed", "passed"], "timeout"), slots) == (2, "total_timeout")
+    assert grade._crash(run(["passed"], "memory"), slots) == (1, "memory")
+    assert grade._crash(run(["passed", "failed"]), slots) == (2, "kernel_died")  # pytest itself stopped
+
+
+def test_learner_code_runs_in_another_process(graded):
+    kernel_pid = int(graded.pid_file.read_text())
+    assert kernel_pid not in (os.getpid(), graded.processes["main"].pid)
+
+
+def test_feedback_shows_the_failing_check_and_its_hint_not_the_hidden_tests(graded):
+    text = graded.feedback("g_edited_tests")
+    assert "double(3): expected 6, got 5\nHint: multiply x by SCALE" in text
+    assert "| `double` | not passed | 0 / 2 |" in text and "| `quad` | passed | 3 / 3 |" in text
+    for learner in {**CASES, **HANG_CASES}:
+        text = graded.feedback(learner)
+        assert "\x1b" not in text and "BEGIN HIDDEN" not in text and "double(-4)" not in text, learner
+    assert "All checks passed" in graded.feedback("a_solution")
+    syntax = graded.feedback("d_syntax_error")
+    assert "Your exercise cell raised an error" in syntax and "SyntaxError" in syntax
+    assert "coursekit-grade" not in syntax and "ipykernel_" not in syntax
+    assert "did not finish in time (2 s a cell)" in graded.feedback("n_hang")
+    assert "made Python exit or crash" in graded.feedback("c_kernel_dies")
+    assert "No cell for this exercise was found" in graded.feedback("e_deleted_reordered")
+    assert "reference implementation from `tinyformer`" in graded.feedback("k_tinyformer")
+    assert "Its tests passed." in graded.feedback("k_tinyformer")
+    assert "could not be graded: not valid JSON" in graded.feedback("i_not_json")
+
+
+def test_many_megabytes_of_output_are_cut_short(graded):
+    text = graded.feedback("h_big_output")
+    assert len(text) < 5_000 and "AssertionError: zzz" in text and "zzz\nHint: the end" in text
+    assert "characters trimmed" in text
+    assert max(len(line) for line in graded.csv["main"].splitlines()) < 300
+
+
+def test_list_prints_exercises_points_and_total(capsys):
+    assert main(["grade", "--list", "lab0", "--solutions", str(FIXTURES)]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert lines[0] == ["lab0_demo:", "3", "exercises"]
+    assert lines[1:] == [["double", "2", "points"], ["quad", "3", "points"], ["causal_mask", "5", "points"],
+                         ["total", "10", "points"]]
+
+
+def test_unknown_lab_and_empty_folder_are_clear_errors(tmp_path, capsys):
+    assert main(["grade", "lab7", str(tmp_path), "--solutions", str(FIXTURES)]) == 2
+    assert "unknown lab 'lab7'; the labs are: lab0_demo" in capsys.readouterr().err
+    assert main(["grade", "lab0", str(tmp_path), "--solutions", str(FIXTURES), "--out", str(tmp_path / "g.csv")]) == 2
+    assert f"no submissions in {tmp_path}: the folder has no .ipynb files" in capsys.readouterr().err
+    assert not (tmp_path / "g.csv").exists()
+
+
+def test_lab_names_resolve_by_prefix(tmp_path):
+    for stem in ("lab1_attention", "lab10_extra", "lab2_multihead"):
+        (tmp_path / f"{stem}.ipynb").write_text("{}")
+    assert grade.find_lab("lab1", tmp_path).stem == "lab1_attention"
+    assert grade.find_lab("lab10", tmp_path).stem == "lab10_extra"
+    assert grade.find_lab("lab2_multihead.ipynb", tmp_path).stem == "lab2_multihead"
+    with pytest.raises(grade.GradeError, match="ambiguous"):
+        grade.find_lab("lab", tmp_path)
+    with pytest.raises(grade.GradeError, match="the labs are: lab10_extra, lab1_attention, lab2_multihead"):
+        grade.find_lab("lab3", tmp_path)
+
+
+# --------------------------------------------------------------------------------------
+# Without running anything: reading submissions, placing cells, spotting tinyformer
+
+
+def learner_cells(nb):
+    path_text = labs.to_text(nb)
+    lab = grade.load_lab("lab0", FIXTURES)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.ipynb"
+        path.write_text(path_text)
+        return lab, grade.read_submission(path, lab)
+
+
+def test_cells_are_matched_by_metadata_or_id_and_lab_cells_are_not_duplicated():
+    nb = solution()
+    find(nb, "quad", "solution").metadata = {}  # a tool dropped the metadata; the id remains
+    lab, cells = learner_cells(nb)
+    assert [(c.kind, c.exercise) for c in cells] == [
+        ("exercise", "double"), ("tests", "double"), ("exercise", "quad"), ("tests", "quad"),
+        ("exercise", "causal_mask"), ("tests", "causal_mask"),
+    ]  # the unchanged set-up and demo cells are the instructor's
+
+
+def test_extra_cells_go_before_the_first_exercise_that_follows_them():
+    lab, cells = learner_cells(extra_cells(Path("/dev/null")))
+    notebook, slots = grade.build_graded(lab, cells)
+    roles = [(slot.role, slot.exercise) for slot in slots]
+    assert roles == [
+        ("setup", ""), ("extra", "double"), ("extra", "double"), ("learner", "double"), ("tests", "double"),
+        ("probe", "double"), ("setup", ""), ("learner", "quad"), ("extra", "quad"), ("tests", "quad"),
+        ("probe", "quad"), ("learner", "causal_mask"), ("tests", "causal_mask"), ("probe", "causal_mask"),
+    ]
+    sources = [cell.source for cell in notebook.cells]
+    assert sources[0] == "# Set-up\nSCALE = 2"  # the instructor's set-up, then the learner's edited copy
+    assert "import math" in sources[1] and "_twice" in sources[2] and "_half_of_quad" in sources[8]
+    assert "### BEGIN HIDDEN TESTS" in sources[4]  # the instructor's tests, hidden ones included
+    assert not any("after the last tests" in source for source in sources)
+
+
+@pytest.mark.parametrize("source, names, opaque", [
+    ("from tinyformer.masks import causal_mask", {"causal_mask"}, False),
+    ("from tinyformer.masks import causal_mask as mine", {"causal_mask"}, False),
+    ("import tinyformer.masks\nf = tinyformer.masks.causal_mask", {"masks", "causal_mask"}, False),
+    ("import tinyformer.masks as m\ndef causal_mask(n):\n    return m.causal_mask(n)", {"masks", "causal_mask"}, False),
+    ("from tinyformer import masks\ncausal_mask = masks.causal_mask", {"masks", "causal_mask"}, False),
+    ("from tinyformer.masks import *", set(), True),
+    ("causal_mask = __import__('tinyformer.masks').masks.causal_mask", set(), True),
+    ("import importlib\nm = importlib.import_module('tinyformer.' + 'masks')", set(), True),
+    ("import sys\nf = sys.modules['tinyformer.masks'].causal_mask", set(), True),
+    ("import tinyformer.masks as m\nf = getattr(m, 'causal_' + 'mask')", {"masks"}, True),
+    # Not tinyformer: plain code, other libraries, prose that mentions it, IPython magics.
+    ("import importlib.util\nif importlib.util.find_spec('google.colab'):\n    pass", set(), False),
+    ('def causal_mask(n):\n    "Unlike tinyformer, lists."\n    return [[j <= i for j in range(n)] for i in range(n)]',
+     set(), False),
+    ("%time import math\nx = __import__('math')", set(), False),
+])
+def test_tinyformer_uses_reads_the_source(source, names, opaque):
+    assert grade.tinyformer_uses(source) == (names, opaque)
+
+
+def test_reference_of_an_earlier_exercise_may_be_used_by_a_later_one():
+    correct = "def causal_mask(size):\n    return [[j <= i for j in range(size)] for i in range(size)]"
+    # (tinyformer has no `double`: only the text is read here.)
+    nb = answer(solution(), "causal_mask", "from tinyformer.masks import double\n" + correct)
+    assert grade.static_flags(*learner_cells(nb)) == set()  # double's tests ran before this cell
+    nb = solution()
+    nb.cells.insert(2, code("from tinyformer.masks import double"))  # before double's tests
+    assert grade.static_flags(*learner_cells(nb)) == {"double"}
+    nb = solution()
+    nb.cells.insert(2, code("import tinyformer.masks as tm"))  # an alias made before double ...
+    answer(nb, "causal_mask", "causal_mask = tm.causal_mask")  # ... used two exercises later
+    assert grade.static_flags(*learner_cells(nb)) == {"causal_mask"}
+
+
+# --------------------------------------------------------------------------------------
+# The real labs: solution = full marks, blank lab = 0, all graded at once
+
+
+LABS_WITH_EXERCISES = [p.stem for p in labs.solution_paths() if labs.exercises(nbformat.read(p, as_version=4))]
+
+
+class TestRealLabs:
+    @pytest.fixture(scope="class")
+    def real_grades(self, tmp_path_factory):
+        from concurrent.futures import ThreadPoolExecutor
+
+        base = tmp_path_factory.mktemp("real-labs")
+        settings = grade.Settings(cell_timeout=120, total_timeout=600)
+        jobs = []
+        for name in LABS_WITH_EXERCISES:
+            lab = grade.load_lab(name)
+            folder = base / name
+            folder.mkdir()
+            (folder / "solution.ipynb").write_bytes((labs.SOLUTIONS_DIR / f"{name}.ipynb").read_bytes())
+            (folder / "blank.ipynb").write_bytes((labs.LABS_DIR / f"{name}.ipynb").read_bytes())
+            jobs += [(lab, folder / "solution.ipynb"), (lab, folder / "blank.ipynb")]
+        cpus = os.cpu_count() or 1
+        with ThreadPoolExecutor(max_workers=cpus) as pool:
+            futures = {(lab.name, path.stem): pool.submit(grade.grade_submission, lab, path, settings, 1)
+                       for lab, path in jobs}
+            return {key: future.result() for key, future in futures.items()}
+
+    @pytest.mark.parametrize("name", LABS_WITH_EXERCISES)
+    def test_solution_scores_full_marks_and_blank_lab_zero(self, real_grades, name):
+        solved, blank_lab = real_grades[name, "solution"], real_grades[name, "blank"]
+        assert solved.max_points > 0
+        assert (solved.total, solved.status, solved.reasons) == (solved.max_points, "ok", []), (
+            grade.feedback_markdown(grade.load_lab(name), solved))
+        assert (blank_lab.total, blank_lab.status, blank_lab.reasons) == (0, "ok", []), (
+            grade.feedback_markdown(grade.load_lab(name), blank_lab))
+        assert all(result.tests_error for result in blank_lab.exercises)
