@@ -1,0 +1,30 @@
+"""Greedy autoregressive decoding: produce the output one token at a time.
+
+At step t the decoder sees only what it has produced so far (``bos`` and tokens 1..t-1),
+picks the most likely next token, and appends it. A row that has produced ``eos`` is
+finished; it is padded with ``pad_id`` while the other rows go on.
+"""
+import torch
+
+
+@torch.no_grad()
+def greedy_decode(model, src, max_len, bos_id, eos_id, pad_id=0):
+    """Decode greedily with any ``model(src, tgt_in) -> logits (B, T_tgt, vocab)``.
+
+    Returns a ``(B, L)`` LongTensor with ``L <= max_len``: each row starts with ``bos_id``;
+    decoding stops once every row has produced ``eos_id``; positions after a row's
+    ``eos_id`` hold ``pad_id``. Put a model with dropout in ``eval()`` mode first, or every
+    step draws a different dropout mask.
+    """
+    if max_len < 1:
+        raise ValueError(f"max_len must be at least 1 (room for bos_id), got {max_len}")
+    batch = src.size(0)
+    out = torch.full((batch, 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1)
+    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
+    while out.size(1) < max_len and not finished.all():
+        logits = model(src, out)  # (B, T, vocab): recomputes the whole prefix every step
+        next_token = logits[:, -1].argmax(dim=-1)  # (B,)
+        next_token = torch.where(finished, torch.full_like(next_token, pad_id), next_token)
+        out = torch.cat([out, next_token[:, None]], dim=1)  # (B, T + 1)
+        finished |= next_token == eos_id
+    return out
