@@ -35,13 +35,19 @@ def scaled_dot_product_attention(q, k, v, mask=None):
     Returns:
         ``(output, weights)``: ``(..., q_len, d_v)`` and ``(..., q_len, k_len)``.
     """
+    dtype = q.dtype
+    if dtype in (torch.float16, torch.bfloat16):
+        # Half precision keeps ~3 significant digits: compute in float32, as PyTorch's own
+        # kernels do, and round once at the end.
+        q, k, v = q.float(), k.float(), v.float()
     d_k = q.size(-1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., q_len, k_len)
     if mask is not None:
         # -inf rather than a constant such as -1e9, which overflows float16 (max 65504).
         scores = scores.masked_fill(~mask, float("-inf"))
-    weights = softmax(scores, dim=-1)
-    return weights @ v, weights
+    weights = softmax(scores, dim=-1)  # (..., q_len, k_len), each row sums to 1 (or is all 0)
+    output = weights @ v  # (..., q_len, d_v): a weighted average of the values
+    return output.to(dtype), weights.to(dtype)
 
 
 class SelfAttention(nn.Module):
