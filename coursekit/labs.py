@@ -114,6 +114,7 @@ def make_lab(solution_nb, nb_name="notebook"):
         cell.source = source
         cell.outputs = []
         cell.execution_count = None
+        cell.metadata.pop("execution", None)  # nbconvert's timestamps would make every run a change
     for name, roles in exercises.items():
         if roles != set(ROLES):
             missing = set(ROLES) - roles
