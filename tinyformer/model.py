@@ -33,9 +33,9 @@ class TransformerConfig:
     src_vocab: int = 13
     tgt_vocab: int = 13
     d_model: int = 64
-    num_heads: int = 4
+    num_heads: int = 2
     num_layers: int = 2
-    d_ff: int = 256
+    d_ff: int = 128
     max_len: int = 512
     pad_id: int = 0
     dropout: float = 0.0
