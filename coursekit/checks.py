@@ -114,3 +114,34 @@ def copy_mha_weights(mine, reference):
         if mine.w_o.bias is not None:
             mine.w_o.bias.copy_(reference.out_proj.bias)
     return mine
+
+
+def copy_layer_weights(mine, reference):
+    """Copy an ``nn.TransformerEncoderLayer`` / ``nn.TransformerDecoderLayer`` into ours.
+
+    Attention goes through :func:`copy_mha_weights` (PyTorch calls cross-attention
+    ``multihead_attn``); the feed-forward network and the norms are copied by name.
+    """
+    copy_mha_weights(mine.self_attn, reference.self_attn)
+    if hasattr(reference, "multihead_attn"):
+        copy_mha_weights(mine.cross_attn, reference.multihead_attn)
+    mine.feed_forward.linear1.load_state_dict(reference.linear1.state_dict())
+    mine.feed_forward.linear2.load_state_dict(reference.linear2.state_dict())
+    for name in ("norm1", "norm2", "norm3"):
+        if hasattr(reference, name):
+            getattr(mine, name).load_state_dict(getattr(reference, name).state_dict())
+    return mine
+
+
+def randomise_norms(*layers):
+    """Give every LayerNorm random weights and biases, so that a swapped norm1/norm2 shows.
+
+    LayerNorms start at weight 1 and bias 0, where mixing them up changes nothing.
+    """
+    with torch.no_grad():
+        for layer in layers:
+            for module in layer.modules():
+                if isinstance(module, torch.nn.LayerNorm):
+                    module.weight.uniform_(0.5, 1.5)
+                    module.bias.normal_()
+    return layers[0] if len(layers) == 1 else layers

@@ -3,35 +3,12 @@ import pytest
 import torch
 from torch import nn
 
-from coursekit.checks import copy_mha_weights
+from coursekit.checks import copy_layer_weights, copy_mha_weights, randomise_norms
 from tinyformer.layers import DecoderLayer, EncoderLayer, FeedForward
 from tinyformer.masks import causal_mask, decoder_mask, padding_mask
 from tinyformer.multihead import KVCache
 
 PAD = 0
-
-
-def copy_layer_weights(mine, reference):
-    """Copy an ``nn.TransformerEncoderLayer`` / ``DecoderLayer`` into ours (same names but attention)."""
-    copy_mha_weights(mine.self_attn, reference.self_attn)
-    if hasattr(reference, "multihead_attn"):
-        copy_mha_weights(mine.cross_attn, reference.multihead_attn)
-    mine.feed_forward.linear1.load_state_dict(reference.linear1.state_dict())
-    mine.feed_forward.linear2.load_state_dict(reference.linear2.state_dict())
-    for name in ("norm1", "norm2", "norm3"):
-        if hasattr(reference, name):
-            getattr(mine, name).load_state_dict(getattr(reference, name).state_dict())
-    return mine
-
-
-def randomise_norms(*layers):
-    """LayerNorms start at weight 1, bias 0; random values make a mix-up of norm1/norm2 visible."""
-    with torch.no_grad():
-        for layer in layers:
-            for module in layer.modules():
-                if isinstance(module, nn.LayerNorm):
-                    module.weight.uniform_(0.5, 1.5)
-                    module.bias.normal_()
 
 
 def tokens_with_padding(lengths, total):
