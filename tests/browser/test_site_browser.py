@@ -33,6 +33,8 @@ PLACEHOLDER = "This page is being written"
 
 def toc_files(toc_path=BOOK / "_toc.yml"):
     """Every document of the book, in order: the root, then each ``file`` of ``_toc.yml``."""
+    if not toc_path.exists():
+        return []
     toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
     files = [toc["root"]]
 
