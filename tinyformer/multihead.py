@@ -48,23 +48,24 @@ def attention_with_weights(q, k, v, mask=None, dropout_p=0.0):
     ``q``: ``(..., Tq, d_head)``; ``k, v``: ``(..., Tk, d_head)``, usually ``(B, h, T, d_head)``;
     ``mask`` broadcastable to ``(..., Tq, Tk)``, ``True`` = may attend. Returns
     ``(output (..., Tq, d_head), weights (..., Tq, Tk))``. The same computation as
-    ``tinyformer.attention.scaled_dot_product_attention``, written with ``torch.softmax`` for
-    speed: the ``(Tq, Tk)`` score matrices are the largest tensors here, so every pass over
-    them counts.
+    ``tinyformer.attention.scaled_dot_product_attention``, written for speed: the ``(Tq, Tk)``
+    score matrices are the largest tensors here, so they are scaled, masked and (when no
+    gradient is recorded) turned into weights in place, without new copies.
     """
-    # Scale the (Tq, d_head) queries rather than the (Tq, Tk) scores: same product, less work.
-    scores = (q * q.size(-1) ** -0.5) @ k.transpose(-2, -1)  # (B, h, Tq, Tk)
+    scores = q @ k.transpose(-2, -1)  # (..., Tq, Tk)
+    scores *= q.size(-1) ** -0.5  # in place
     if mask is not None:
         # -inf rather than a constant such as -1e9, which overflows float16 (max 65504).
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)  # (B, h, Tq, Tk), rows sum to 1
+        scores.masked_fill_(~mask, float("-inf"))
+    # Autograd cannot differentiate through out=, so only reuse the memory when it is not recording.
+    weights = torch.softmax(scores, dim=-1, out=None if scores.requires_grad else scores)  # rows sum to 1
     if mask is not None:
         # A query with no allowed key has an all -inf row, which softmax turns into NaN:
         # give it zero weights (and so a zero output), as F.scaled_dot_product_attention does.
         weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
     # Dropout acts on the weights, as in the paper; the weights returned are the ones before it.
     dropped = F.dropout(weights, dropout_p) if dropout_p else weights
-    return dropped @ v, weights  # (B, h, Tq, d_head), (B, h, Tq, Tk)
+    return dropped @ v, weights  # (..., Tq, d_head), (..., Tq, Tk)
 
 
 class KVCache:
@@ -91,16 +92,13 @@ class KVCache:
         return self.k, self.v
 
 
-def _packed_linear(x, *layers):
-    """``layer(x) for layer in layers`` with one matrix multiply instead of several.
-
-    The layers' weights are stacked into one ``(n * D, D)`` matrix (as ``nn.MultiheadAttention``
-    stores its ``in_proj_weight``); one large matmul is faster than n small ones, and
-    stacking the weights costs far less than the matmul.
-    """
-    weight = torch.cat([layer.weight for layer in layers])  # (n * D, D)
-    bias = None if layers[0].bias is None else torch.cat([layer.bias for layer in layers])
-    return F.linear(x, weight, bias).chunk(len(layers), dim=-1)  # n x (B, T, D), views
+def _heads_of_packed(x, n, num_heads):
+    """``(B, T, n * D)`` -> n tensors ``(B, h, T, D/h)``: undo the stacking and split the heads
+    in one view and one permute (no copy)."""
+    batch, seq, width = x.shape
+    d_head = width // (n * num_heads)
+    x = x.view(batch, seq, n, num_heads, d_head)  # (B, T, n, h, d_head)
+    return x.permute(2, 0, 3, 1, 4).unbind(0)  # n x (B, h, T, d_head)
 
 
 def loop_over_heads(mha, query, key, value, mask=None):
@@ -146,29 +144,55 @@ class MultiHeadAttention(nn.Module):
         self.w_k = nn.Linear(d_model, d_model, bias=bias)
         self.w_v = nn.Linear(d_model, d_model, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
+        self._stacked_cache = {}  # inference only: stacked projection weights, see _stacked
+
+    def _stacked(self, *layers):
+        """The weights and biases of ``layers`` stacked, ``(n * D, D)`` and ``(n * D,)``, so that
+        one matrix multiply does the work of n (as in ``nn.MultiheadAttention``'s ``in_proj_weight``).
+
+        When autograd is on, the stacking must be part of the graph, so that gradients reach
+        ``w_q, w_k, w_v``: it is redone every call. Under ``torch.no_grad()`` or
+        ``torch.inference_mode()`` the stacked copy is kept and reused until a weight changes
+        (a new tensor, or an in-place update such as ``optimizer.step()`` or
+        ``load_state_dict``, which bumps the tensor's version counter).
+        """
+        tensors = [t for layer in layers for t in (layer.weight, layer.bias) if t is not None]
+        if torch.is_grad_enabled() or any(t.is_inference() for t in tensors):  # (no version counter)
+            return self._stack(layers)
+        key = tuple((id(t), t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+        cached = self._stacked_cache.get(len(layers))
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = self._stacked_cache[len(layers)] = (key, self._stack(layers))
+        return cached[1]
+
+    @staticmethod
+    def _stack(layers):
+        weight = torch.cat([layer.weight for layer in layers])  # (n * D, D)
+        bias = None if layers[0].bias is None else torch.cat([layer.bias for layer in layers])  # (n * D,)
+        return weight, bias
 
     def _project(self, query, key, value, kv_cache):
-        """Queries, keys and values, each ``(B, T, D)``; keys and values are None when cached."""
+        """Queries, keys and values split into heads, each ``(B, h, T, d_head)``."""
+        h = self.num_heads
         if kv_cache is not None and kv_cache.static and kv_cache.k is not None:
-            return self.w_q(query), None, None  # cross-attention: the memory was projected already
-        if query is key and key is value:
-            return _packed_linear(query, self.w_q, self.w_k, self.w_v)  # self-attention
-        if key is value:
-            return (self.w_q(query), *_packed_linear(key, self.w_k, self.w_v))  # cross-attention
-        return self.w_q(query), self.w_k(key), self.w_v(value)
+            # cross-attention while decoding: the memory was projected at the first step
+            return split_heads(self.w_q(query), h), kv_cache.k, kv_cache.v
+        if query is key and key is value:  # self-attention: one matmul for q, k and v
+            q, k, v = _heads_of_packed(F.linear(query, *self._stacked(self.w_q, self.w_k, self.w_v)), 3, h)
+        elif key is value:  # cross-attention: one matmul for k and v
+            q = split_heads(self.w_q(query), h)
+            k, v = _heads_of_packed(F.linear(key, *self._stacked(self.w_k, self.w_v)), 2, h)
+        else:
+            q, k, v = (split_heads(layer(x), h) for layer, x in ((self.w_q, query), (self.w_k, key), (self.w_v, value)))
+        if kv_cache is not None:
+            k, v = kv_cache.update(k, v)  # (B, h, T_cached + Tk, d_head)
+        return q, k, v
 
     def forward(self, query, key, value, mask=None, need_weights=True, kv_cache=None):
         """``query (B, Tq, D)``, ``key`` and ``value (B, Tk, D)``; ``mask`` broadcastable to
         ``(B, h, Tq, Tk)`` or ``(B, Tq, Tk)``, True = may attend."""
-        q, k, v = self._project(query, key, value, kv_cache)
-        q = split_heads(q, self.num_heads)  # (B, h, Tq, d_head)
-        if k is None:
-            k, v = kv_cache.k, kv_cache.v  # (B, h, Tk, d_head)
-        else:
-            k = split_heads(k, self.num_heads)  # (B, h, Tk, d_head)
-            v = split_heads(v, self.num_heads)  # (B, h, Tk, d_head)
-            if kv_cache is not None:
-                k, v = kv_cache.update(k, v)  # (B, h, T_cached + Tk, d_head)
+        q, k, v = self._project(query, key, value, kv_cache)  # (B, h, Tq, d_head), (B, h, Tk, d_head) x 2
         if mask is not None and mask.dim() == 3:
             mask = mask.unsqueeze(1)  # (B, 1, Tq, Tk): the same mask for every head
         dropout_p = self.dropout if self.training else 0.0
