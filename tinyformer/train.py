@@ -91,27 +91,28 @@ def train(model, task, config=None, callback=None, callback_every=25, progress=T
 
 
 @torch.no_grad()
-def predict(model, src, max_len, bos_id=BOS, eos_id=EOS, pad_id=PAD, use_cache=True):
+def predict(model, src, max_len, bos_id=BOS, eos_id=EOS, pad_id=PAD, use_cache=True, use_generate=True):
     """Greedy outputs ``(B, L)`` (starting with ``bos_id``): ``model.generate`` when the model has
-    one, else :func:`~tinyformer.decoding.greedy_decode`."""
-    if hasattr(model, "generate"):
+    one (and ``use_generate``), else :func:`~tinyformer.decoding.greedy_decode`."""
+    if use_generate and hasattr(model, "generate"):
         return model.generate(src, max_len, bos_id, eos_id, use_cache=use_cache)
     return greedy_decode(model, src, max_len, bos_id, eos_id, pad_id)
 
 
 @torch.no_grad()
-def exact_match(model, batches, bos_id=BOS, eos_id=EOS, pad_id=PAD, use_cache=True):
+def exact_match(model, batches, bos_id=BOS, eos_id=EOS, pad_id=PAD, use_cache=True, use_generate=True):
     """Fraction of sequences whose greedy decoding matches ``tgt_out`` exactly (EOS included).
 
-    ``batches``: an iterable of :class:`~tinyformer.data.Batch` (see
-    :func:`~tinyformer.data.make_batches` for a held-out set).
+    ``batches``: an iterable of :class:`~tinyformer.data.Batch` (see :func:`held_out`).
+    Decodes with ``model.generate`` if the model has one, else (or with ``use_generate=False``)
+    with :func:`~tinyformer.decoding.greedy_decode`, which needs only ``model(src, tgt_in)``.
     """
     was_training = model.training
     model.eval()
     correct = total = 0
     for src, _, tgt_out in batches:
         width = tgt_out.size(1)
-        generated = predict(model, src, width + 1, bos_id, eos_id, pad_id, use_cache)[:, 1:]  # drop BOS
+        generated = predict(model, src, width + 1, bos_id, eos_id, pad_id, use_cache, use_generate)[:, 1:]  # drop BOS
         # Pad (or cut) to tgt_out's width: after EOS greedy decoding writes pad_id, as tgt_out does.
         padded = torch.full_like(tgt_out, pad_id)
         n = min(width, generated.size(1))
@@ -124,8 +125,7 @@ def exact_match(model, batches, bos_id=BOS, eos_id=EOS, pad_id=PAD, use_cache=Tr
 
 def held_out(task, num=512, seed=1234, min_len=None, max_len=None, batch_size=256):
     """A held-out set: ``num`` sequences from a seed the training batches never use."""
-    batches = make_batches(task, batch_size, math.ceil(num / batch_size), seed, min_len, max_len)
-    return batches
+    return make_batches(task, batch_size, math.ceil(num / batch_size), seed, min_len, max_len)
 
 
 class Stopwatch:
