@@ -92,13 +92,21 @@ class KVCache:
         return self.k, self.v
 
 
-def _heads_of_packed(x, n, num_heads):
+def _heads_of_packed(x, n, num_heads, contiguous=False):
     """``(B, T, n * D)`` -> n tensors ``(B, h, T, D/h)``: undo the stacking and split the heads
-    in one view and one permute (no copy)."""
+    in one view and one permute (no copy). ``contiguous=True`` lays the heads out in memory
+    with one copy, as the explicit path's matrix multiplies need (else they copy each tensor)."""
     batch, seq, width = x.shape
     d_head = width // (n * num_heads)
-    x = x.view(batch, seq, n, num_heads, d_head)  # (B, T, n, h, d_head)
-    return x.permute(2, 0, 3, 1, 4).unbind(0)  # n x (B, h, T, d_head)
+    x = x.view(batch, seq, n, num_heads, d_head).permute(2, 0, 3, 1, 4)  # (n, B, h, T, d_head)
+    return (x.contiguous() if contiguous else x).unbind(0)  # n x (B, h, T, d_head)
+
+
+def _same_tensors(saved, state):
+    """Whether two lists of ``(tensor, data_ptr, version)`` describe the same, unchanged tensors."""
+    return len(saved) == len(state) and all(
+        a is b and rest_a == rest_b for (a, *rest_a), (b, *rest_b) in zip(saved, state)
+    )
 
 
 def loop_over_heads(mha, query, key, value, mask=None):
@@ -159,11 +167,13 @@ class MultiHeadAttention(nn.Module):
         tensors = [t for layer in layers for t in (layer.weight, layer.bias) if t is not None]
         if torch.is_grad_enabled() or any(t.is_inference() for t in tensors):  # (no version counter)
             return self._stack(layers)
-        key = tuple((id(t), t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+        # The same tensor objects (held here, so that a freed one cannot be mistaken for a new
+        # one), the same memory and no in-place change since: the stacked copy is still valid.
+        state = [(t, t.data_ptr(), t._version) for t in tensors]
         cached = self._stacked_cache.get(len(layers))
-        if cached is None or cached[0] != key:
+        if cached is None or not _same_tensors(cached[0], state):
             with torch.no_grad():
-                cached = self._stacked_cache[len(layers)] = (key, self._stack(layers))
+                cached = self._stacked_cache[len(layers)] = (state, self._stack(layers))
         return cached[1]
 
     @staticmethod
@@ -172,17 +182,17 @@ class MultiHeadAttention(nn.Module):
         bias = None if layers[0].bias is None else torch.cat([layer.bias for layer in layers])  # (n * D,)
         return weight, bias
 
-    def _project(self, query, key, value, kv_cache):
+    def _project(self, query, key, value, kv_cache, contiguous=False):
         """Queries, keys and values split into heads, each ``(B, h, T, d_head)``."""
         h = self.num_heads
         if kv_cache is not None and kv_cache.static and kv_cache.k is not None:
             # cross-attention while decoding: the memory was projected at the first step
             return split_heads(self.w_q(query), h), kv_cache.k, kv_cache.v
         if query is key and key is value:  # self-attention: one matmul for q, k and v
-            q, k, v = _heads_of_packed(F.linear(query, *self._stacked(self.w_q, self.w_k, self.w_v)), 3, h)
+            q, k, v = _heads_of_packed(F.linear(query, *self._stacked(self.w_q, self.w_k, self.w_v)), 3, h, contiguous)
         elif key is value:  # cross-attention: one matmul for k and v
             q = split_heads(self.w_q(query), h)
-            k, v = _heads_of_packed(F.linear(key, *self._stacked(self.w_k, self.w_v)), 2, h)
+            k, v = _heads_of_packed(F.linear(key, *self._stacked(self.w_k, self.w_v)), 2, h, contiguous)
         else:
             q, k, v = (split_heads(layer(x), h) for layer, x in ((self.w_q, query), (self.w_k, key), (self.w_v, value)))
         if kv_cache is not None:
@@ -192,7 +202,8 @@ class MultiHeadAttention(nn.Module):
     def forward(self, query, key, value, mask=None, need_weights=True, kv_cache=None):
         """``query (B, Tq, D)``, ``key`` and ``value (B, Tk, D)``; ``mask`` broadcastable to
         ``(B, h, Tq, Tk)`` or ``(B, Tq, Tk)``, True = may attend."""
-        q, k, v = self._project(query, key, value, kv_cache)  # (B, h, Tq, d_head), (B, h, Tk, d_head) x 2
+        # The fused kernel reads any memory layout; the explicit matmuls want the heads laid out.
+        q, k, v = self._project(query, key, value, kv_cache, contiguous=need_weights)  # (B, h, T, d_head)
         if mask is not None and mask.dim() == 3:
             mask = mask.unsqueeze(1)  # (B, 1, Tq, Tk): the same mask for every head
         dropout_p = self.dropout if self.training else 0.0
