@@ -213,3 +213,31 @@ def test_exact_match_counts_whole_sequences():
     batches = make_batches(TaskConfig(max_len=8), 16, 2, seed=3)
     assert exact_match(Oracle(), batches) == 1.0
     assert exact_match(small_model(), batches) < 0.1
+
+
+def test_state_dict_names_are_the_labs_contract():
+    # Lab 5 tells learners these attribute names, so that state dicts load both ways.
+    model = small_model(num_layers=1)
+    prefixes = {key.split(".")[0] for key in model.state_dict()}
+    assert prefixes == {"src_embed", "tgt_embed", "encoder_layers", "decoder_layers", "out"}
+    assert "decoder_layers.0.cross_attn.w_q.weight" in model.state_dict()
+    assert not list(model.pos_encoding.state_dict()), "sinusoidal positions: no parameters, no saved buffer"
+
+
+def test_the_cache_does_linear_work():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = small_model(2)
+    src = make_batch(TaskConfig(min_len=8, max_len=8), 2, generator=0).src
+    never = VOCAB + 5
+
+    def flops(length, use_cache):
+        with FlopCounterMode(display=False) as counter:
+            model.generate(src, length, BOS, never, use_cache=use_cache)
+        return counter.get_total_flops()
+
+    cached = [flops(n, True) for n in (16, 32)]
+    full = [flops(n, False) for n in (16, 32)]
+    assert cached[1] < 2 * cached[0], "cached: at most linear in the number of tokens"
+    assert full[1] > 2.5 * full[0], "recomputing: more than linear"
+    assert cached[1] < full[1] / 10
