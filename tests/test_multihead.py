@@ -212,7 +212,7 @@ def test_static_kv_cache_projects_the_memory_once():
     assert cache.k is cached_k
 
 
-def test_inference_reuses_stacked_weights_but_sees_every_update():
+def test_inference_sees_every_weight_update():
     ours, theirs = make_pair(16, 4)
     x = torch.randn(2, 5, 16)
     with torch.inference_mode():

@@ -102,13 +102,6 @@ def _heads_of_packed(x, n, num_heads, contiguous=False):
     return (x.contiguous() if contiguous else x).unbind(0)  # n x (B, h, T, d_head)
 
 
-def _same_tensors(saved, state):
-    """Whether two lists of ``(tensor, data_ptr, version)`` describe the same, unchanged tensors."""
-    return len(saved) == len(state) and all(
-        a is b and rest_a == rest_b for (a, *rest_a), (b, *rest_b) in zip(saved, state)
-    )
-
-
 def loop_over_heads(mha, query, key, value, mask=None):
     """What ``mha(query, key, value, mask)`` computes, one head at a time, as the formula reads.
 
@@ -152,32 +145,12 @@ class MultiHeadAttention(nn.Module):
         self.w_k = nn.Linear(d_model, d_model, bias=bias)
         self.w_v = nn.Linear(d_model, d_model, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
-        self._stacked_cache = {}  # inference only: stacked projection weights, see _stacked
-
-    def _stacked(self, *layers):
-        """The weights and biases of ``layers`` stacked, ``(n * D, D)`` and ``(n * D,)``, so that
-        one matrix multiply does the work of n (as in ``nn.MultiheadAttention``'s ``in_proj_weight``).
-
-        When autograd is on, the stacking must be part of the graph, so that gradients reach
-        ``w_q, w_k, w_v``: it is redone every call. Under ``torch.no_grad()`` or
-        ``torch.inference_mode()`` the stacked copy is kept and reused until a weight changes
-        (a new tensor, or an in-place update such as ``optimizer.step()`` or
-        ``load_state_dict``, which bumps the tensor's version counter).
-        """
-        tensors = [t for layer in layers for t in (layer.weight, layer.bias) if t is not None]
-        if torch.is_grad_enabled() or any(t.is_inference() for t in tensors):  # (no version counter)
-            return self._stack(layers)
-        # The same tensor objects (held here, so that a freed one cannot be mistaken for a new
-        # one), the same memory and no in-place change since: the stacked copy is still valid.
-        state = [(t, t.data_ptr(), t._version) for t in tensors]
-        cached = self._stacked_cache.get(len(layers))
-        if cached is None or not _same_tensors(cached[0], state):
-            with torch.no_grad():
-                cached = self._stacked_cache[len(layers)] = (state, self._stack(layers))
-        return cached[1]
 
     @staticmethod
-    def _stack(layers):
+    def _stacked(*layers):
+        """The weights and biases of ``layers`` stacked, ``(n * D, D)`` and ``(n * D,)``, so that
+        one matrix multiply does the work of n (as ``nn.MultiheadAttention``'s packed
+        ``in_proj_weight`` does). Stacked on every call, so gradients flow to each layer."""
         weight = torch.cat([layer.weight for layer in layers])  # (n * D, D)
         bias = None if layers[0].bias is None else torch.cat([layer.bias for layer in layers])  # (n * D,)
         return weight, bias
