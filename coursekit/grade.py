@@ -256,19 +256,24 @@ def _python_source(source):
 
 
 def defined_names(source, exercise_name=""):
-    """The names a (reference) exercise cell defines at its top level, and the exercise's name."""
-    names = {exercise_name} if exercise_name else set()
+    """The names a (reference) exercise cell defines at its top level.
+
+    The exercise's own name stands in only when the cell defines nothing readable: it may
+    also be a helper the lab gives learners (lab 5's exercise ``train`` uses
+    ``tinyformer.train.train`` legitimately)."""
+    fallback = (exercise_name,) if exercise_name else ()
+    names = set()
     try:
         tree = ast.parse(_python_source(source))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return tuple(sorted(names))
+        return fallback
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                 names.update(child.id for child in ast.walk(target) if isinstance(child, ast.Name))
-    return tuple(sorted(names))
+    return tuple(sorted(names)) or fallback
 
 
 def _is_tinyformer(name):
