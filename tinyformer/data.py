@@ -151,12 +151,13 @@ def make_batches(config, batch_size, num_batches, seed=0, min_len=None, max_len=
     return [make_batch(config, batch_size, generator, min_len, max_len) for _ in range(num_batches)]
 
 
-def to_string(ids):
-    """Token ids -> readable text: digits as themselves, ``<bos>``/``<eos>``, PAD dropped."""
-    names = {BOS: "<bos>", EOS: "<eos>"}
+def to_string(ids, pad=None):
+    """Token ids -> readable text: digits as themselves, ``<bos>``/``<eos>``; PAD dropped,
+    or shown as ``pad`` (e.g. ``"·"``) when given."""
+    names = {BOS: "<bos>", EOS: "<eos>", PAD: pad}
     out = []
     for i in torch.as_tensor(ids).tolist():
-        if i == PAD:
+        if i == PAD and pad is None:
             continue
         out.append(names.get(i, str(i - NUM_SPECIAL)))
     return " ".join(out)
