@@ -80,7 +80,11 @@ def check_offline(app, exception):
     if exception is not None or app.builder.format != "html":
         return
     outdir = Path(app.outdir)
-    for page in sorted(outdir.rglob("*.html")):
+    # The pages of this book only: a stale page left in _build/html by an older build is not
+    # part of the site, and must not fail this one.
+    names = sorted(app.env.found_docs) + ["genindex", "search"]
+    pages = [outdir / app.builder.get_target_uri(name) for name in names]
+    for page in (page for page in pages if page.is_file()):
         for snippet in external_resources(page.read_text(encoding="utf-8", errors="replace")):
             logger.warning(
                 "%s loads a resource from another host, so the site would not work offline: %s",
