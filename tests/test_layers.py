@@ -11,11 +11,11 @@ from tinyformer.multihead import KVCache
 PAD = 0
 
 
-def tokens_with_padding(lengths, total):
-    """Right-padded token ids: row i has ``lengths[i]`` tokens (ids >= 1), then PAD."""
-    tokens = torch.randint(1, 9, (len(lengths), total))
-    for row, n in enumerate(lengths):
-        tokens[row, n:] = PAD
+def tokens_with_padding(batch, total):
+    """Right-padded token ids (ids >= 1, then PAD): row 0 is full, row i has ``total - i % total`` tokens."""
+    tokens = torch.randint(1, 9, (batch, total))
+    for row in range(batch):
+        tokens[row, total - row % total:] = PAD
     return tokens
 
 
@@ -118,8 +118,7 @@ def test_encoder_layer_matches_pytorch_with_padding(shape, norm_first):
     torch.manual_seed(1)
     mine, reference = encoder_pair(d_model, num_heads, d_ff, norm_first)
     x = torch.randn(batch, src_len, d_model)
-    lengths = [src_len - (i % src_len) for i in range(batch)]  # row 0 full, others padded
-    tokens = tokens_with_padding(lengths, src_len)
+    tokens = tokens_with_padding(batch, src_len)
     with torch.no_grad():
         expected = reference(x, src_key_padding_mask=tokens == PAD)  # PyTorch: True = blocked
     assert_all_close(expected, *both_paths(mine, x, padding_mask(tokens, PAD)))  # ours: True = may attend
@@ -144,8 +143,8 @@ def test_decoder_layer_matches_pytorch_with_causal_and_padding_masks(shape, norm
     torch.manual_seed(3)
     mine, reference = decoder_pair(d_model, num_heads, d_ff, norm_first)
     x, memory = torch.randn(batch, tgt_len, d_model), torch.randn(batch, src_len, d_model)
-    src = tokens_with_padding([src_len - (i % src_len) for i in range(batch)], src_len)
-    tgt = tokens_with_padding([tgt_len - (i % tgt_len) for i in range(batch)], tgt_len)  # right-padded
+    src = tokens_with_padding(batch, src_len)
+    tgt = tokens_with_padding(batch, tgt_len)
     with torch.no_grad():
         expected = reference(
             x, memory, tgt_mask=~causal_mask(tgt_len), tgt_key_padding_mask=tgt == PAD,
