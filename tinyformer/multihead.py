@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _divisors(n):
+def divisors(n):
+    """The head counts that split ``n`` dimensions evenly."""
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
@@ -23,7 +24,7 @@ def check_heads(d_model, num_heads):
         raise ValueError(
             f"num_heads={num_heads} does not divide d_model={d_model} "
             f"({d_model} / {num_heads} = {d_model / max(num_heads, 1):.2f} is not a whole number of "
-            f"dimensions per head); choose num_heads among the divisors {_divisors(d_model)}"
+            f"dimensions per head); choose num_heads among the divisors {divisors(d_model)}"
         )
 
 
