@@ -93,6 +93,56 @@ def check_raises(fn, exception, name, must_mention=(), hint=None):
     _fail(name, f"expected {exception.__name__}, but nothing was raised", hint)
 
 
+def describe(value):
+    """A short description of an argument for a message: ``tensor (2, 5, 8) float32``, ``3``, ``None``."""
+    if isinstance(value, torch.Tensor):
+        return f"tensor {tuple(value.shape)} {str(value.dtype).replace('torch.', '')}"
+    if isinstance(value, torch.nn.Module):
+        return type(value).__name__
+    if isinstance(value, (tuple, list)) and len(value) <= 4:
+        inner = ", ".join(describe(item) for item in value)
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    text = repr(value)
+    return text if len(text) <= 40 else type(value).__name__
+
+
+def _why(error):
+    """What a raw PyTorch error usually means, for a learner."""
+    text = str(error)
+    if "must match the size" in text or "shapes cannot be multiplied" in text or "size mismatch" in text:
+        return ("two tensors have shapes that do not fit together: print the shapes inside your function; "
+                "transpose only the last two dimensions (transpose(-2, -1), not .T) and check which "
+                "dimension each step works on")
+    if "view size is not compatible" in text:
+        return "after a transpose the memory is not row by row: use reshape (or .contiguous().view)"
+    if "not iterable" in text or "cannot unpack" in text or "too many values to unpack" in text:
+        return "something returned a different number of values than expected: check what each function returns"
+    if isinstance(error, AttributeError) and "tuple" in text:
+        return "a tuple came back where a tensor was expected: forward returns (output, weights)"
+    if isinstance(error, TypeError) and ("argument" in text or "positional" in text):
+        return "check the signature: the names, order and defaults of the arguments must be the lab's"
+    return "read the error above; it was raised inside your code, called with the arguments shown"
+
+
+def call(fn, *args, name=None, hint=None, **kwargs):
+    """``fn(*args, **kwargs)``; an exception raised inside becomes a :class:`CheckError` that says
+    which call failed, with which argument shapes, and what to look at.
+
+    ``NotImplementedError`` (the lab's stub) and :class:`CheckError` pass through unchanged.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except (CheckError, NotImplementedError):
+        raise
+    except Exception as error:  # noqa: BLE001 - any error inside learner code becomes a course message
+        shown = [describe(arg) for arg in args] + [f"{key}={describe(value)}" for key, value in kwargs.items()]
+        label = name or f"{getattr(fn, '__qualname__', getattr(fn, '__name__', 'the call'))}({', '.join(shown)})"
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        text = f"{label}: raised {type(error).__name__}: {first_line}"
+        text += f"\nHint: {hint or _why(error)}"
+        raise CheckError(text) from error
+
+
 def passed(name):
     """Print the line a learner sees when every check of an exercise passed."""
     print(f"✓ {name}: all checks passed")

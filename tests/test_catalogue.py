@@ -1,0 +1,62 @@
+"""Every answer of the catalogue (``tests/catalogue/``) is judged as it should be by the lab's tests.
+
+Wrong answers fail the visible tests with a message that names the mistake, and the hidden
+tests too; correct answers in unusual styles pass both. One test class per lab, so that
+pytest-xdist (``--dist loadscope``) spreads the labs over its workers and each worker runs
+the cells before an exercise once.
+"""
+from collections import Counter
+
+import pytest
+
+from tests.catalogue import MIN_CORRECT, MIN_WRONG, LabRunner, answers_of, catalogue_labs, problems
+
+RUNNERS = {}
+
+
+def runner_for(path):
+    if path.stem not in RUNNERS:
+        RUNNERS[path.stem] = LabRunner(path)
+    return RUNNERS[path.stem]
+
+
+def _make_class(path):
+    answers = answers_of(path.stem)
+
+    @pytest.mark.parametrize("answer", answers, ids=[answer.id for answer in answers])
+    def test_answer(self, answer):
+        found = problems(runner_for(path), answer)
+        assert not found, f"{path.stem} {answer.id}:\n" + "\n".join(found)
+
+    def test_every_exercise_has_enough_answers(self):
+        runner = runner_for(path)
+        exercises = [info["exercise"] for info, _, _ in runner.cells if info.get("role") == "solution"]
+        wrong = Counter(answer.exercise for answer in answers if not answer.correct)
+        right = Counter(answer.exercise for answer in answers if answer.correct)
+        unknown = sorted((set(wrong) | set(right)) - set(exercises))
+        assert not unknown, f"answers to exercises that {path.stem} does not have: {unknown}"
+        short = {name: (wrong[name], right[name]) for name in exercises
+                 if wrong[name] < MIN_WRONG or right[name] < MIN_CORRECT}
+        assert not short, f"(wrong, correct) answers per exercise below ({MIN_WRONG}, {MIN_CORRECT}): {short}"
+        ids = Counter(answer.id for answer in answers)
+        assert all(count == 1 for count in ids.values()), f"answer names repeat: {[i for i, n in ids.items() if n > 1]}"
+
+    def test_reference_passes(self):
+        runner = runner_for(path)
+        from tests.catalogue import Answer
+
+        for info, source, _ in runner.cells:
+            if info.get("role") == "solution":
+                outcome = runner.run(Answer(info["exercise"], "reference", code=source, correct=True))
+                assert outcome.visible_error is None and outcome.hidden_error is None, (
+                    f"{info['exercise']}: the reference fails: {outcome.visible_error or outcome.hidden_error}")
+
+    name = "Test" + "".join(part.title() for part in path.stem.split("_"))
+    return name, type(name, (), {"test_answer": test_answer,
+                                 "test_every_exercise_has_enough_answers": test_every_exercise_has_enough_answers,
+                                 "test_reference_passes": test_reference_passes})
+
+
+for _path in catalogue_labs():
+    _name, _class = _make_class(_path)
+    globals()[_name] = _class
