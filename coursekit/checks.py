@@ -93,6 +93,28 @@ def check_raises(fn, exception, name, must_mention=(), hint=None):
     _fail(name, f"expected {exception.__name__}, but nothing was raised", hint)
 
 
+def check_that(condition, name, message, hint=None):
+    """Fail with ``message`` unless ``condition``: for requirements that are not a comparison of
+    values (a layer exists, two layers do not share parameters, no NaN came out)."""
+    if not condition:
+        _fail(name, message, hint)
+
+
+def matches(got, expected, atol=1e-4, rtol=1e-3):
+    """Whether ``got`` is a tensor of ``expected``'s shape with close values (a NaN never matches).
+
+    For targeted checks: compute what a known mistake would return and, when the answer
+    matches it, name the mistake before the global comparison. Choose sizes where the
+    mistake and the right answer differ (``d_head != h``, distinct key and value).
+    """
+    if not isinstance(got, torch.Tensor):
+        return False
+    expected = torch.as_tensor(expected)
+    if tuple(got.shape) != tuple(expected.shape):
+        return False
+    return bool(torch.isclose(got.detach().double(), expected.detach().double(), atol=atol, rtol=rtol).all())
+
+
 def describe(value):
     """A short description of an argument for a message: ``tensor (2, 5, 8) float32``, ``3``, ``None``."""
     if isinstance(value, torch.Tensor):
@@ -109,10 +131,16 @@ def describe(value):
 def _why(error):
     """What a raw PyTorch error usually means, for a learner."""
     text = str(error)
-    if "must match the size" in text or "shapes cannot be multiplied" in text or "size mismatch" in text:
+    if ("must match the size" in text or "shapes cannot be multiplied" in text or "size mismatch" in text
+            or "Expected size for first two dimensions" in text):
         return ("two tensors have shapes that do not fit together: print the shapes inside your function; "
                 "transpose only the last two dimensions (transpose(-2, -1), not .T) and check which "
                 "dimension each step works on")
+    if "tuple of ints" in text and "float" in text:
+        return "a size must be a whole number: divide with // (integer division), not /"
+    if "is invalid for input of size" in text:
+        return ("the sizes asked for do not multiply to the tensor's number of elements: derive them from the "
+                "tensor's own shape and the arguments instead of hard-coding them")
     if "view size is not compatible" in text:
         return "after a transpose the memory is not row by row: use reshape (or .contiguous().view)"
     if "not iterable" in text or "cannot unpack" in text or "too many values to unpack" in text:
@@ -141,6 +169,81 @@ def call(fn, *args, name=None, hint=None, **kwargs):
         text = f"{label}: raised {type(error).__name__}: {first_line}"
         text += f"\nHint: {hint or _why(error)}"
         raise CheckError(text) from error
+
+
+def _forbidden_label(target):
+    """``torch.nn.functional.softmax`` -> ``F.softmax``, ``torch.nn.Softmax.forward`` -> ``nn.Softmax``."""
+    label = target[: -len(".forward")] if target.endswith(".forward") else target
+    for long, short in (("torch.nn.functional.", "F."), ("torch.nn.", "nn.")):
+        if label.startswith(long):
+            return short + label[len(long):]
+    return label
+
+
+def _code_names(code):
+    """Every global or attribute name a function's code (and the code nested in it) refers to."""
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if hasattr(constant, "co_names"):
+            names |= _code_names(constant)
+    return names
+
+
+def forbidding(*targets, name, hint=None, functions=()):
+    """A ``with`` block inside which calling any of ``targets`` fails with a :class:`CheckError`.
+
+    ``targets`` are dotted paths: ``"torch.softmax"``, ``"torch.Tensor.softmax"``,
+    ``"torch.nn.functional.softmax"``, ``"torch.nn.Softmax.forward"`` (a module's forward).
+    Each is swapped for a stub that raises, and put back when the block ends, failing or not.
+    ``functions``: learner functions whose global names are also checked on entry, so that
+    ``from torch import softmax as sm`` (bound before the block) is caught too.
+    """
+    import contextlib
+    import importlib
+
+    @contextlib.contextmanager
+    def block():
+        swapped, originals = [], {}
+        try:
+            for target in targets:
+                owner_path, attribute = target.rsplit(".", 1)
+                parts = owner_path.split(".")
+                owner = importlib.import_module(parts[0])
+                for part in parts[1:]:
+                    owner = getattr(owner, part)
+                label = _forbidden_label(target)
+                original = getattr(owner, attribute)
+                originals[id(original)] = label
+
+                def refuse(*args, _label=label, **kwargs):
+                    _fail(name, f"your answer calls {_label}, which this exercise asks you to write yourself", hint)
+
+                # Classes inherit most methods: remember whether the attribute was the owner's own.
+                swapped.append((owner, attribute, original, attribute in vars(owner)))
+                setattr(owner, attribute, refuse)
+            for function in functions:
+                code = getattr(function, "__code__", None)
+                if code is None:
+                    continue
+                seen = {key: function.__globals__.get(key) for key in sorted(_code_names(code))}
+                for key, cell in zip(code.co_freevars, function.__closure__ or ()):
+                    try:
+                        seen[key] = cell.cell_contents
+                    except ValueError:  # a closure variable not bound yet
+                        pass
+                for bound_name, value in seen.items():
+                    if value is not None and id(value) in originals:
+                        _fail(name, f"your answer uses {originals[id(value)]} (under the name {bound_name!r}), "
+                              "which this exercise asks you to write yourself", hint)
+            yield
+        finally:
+            for owner, attribute, original, own in reversed(swapped):
+                if own:
+                    setattr(owner, attribute, original)
+                else:
+                    delattr(owner, attribute)
+
+    return block()
 
 
 def passed(name):

@@ -61,3 +61,57 @@ def test_copy_mha_weights_makes_the_modules_equal(bias):
     mine = copy_mha_weights(MultiHeadAttention(8, 2, bias=bias), reference)
     x = torch.randn(2, 5, 8)
     check_close(mine(x, x, x)[0], reference(x, x, x)[0], atol=1e-6)
+
+
+def test_forbidding_refuses_the_targets_inside_the_block_and_restores_them():
+    from coursekit.checks import forbidding
+
+    x = torch.randn(2, 3)
+    targets = ("torch.softmax", "torch.Tensor.softmax", "torch.nn.functional.softmax", "torch.nn.Softmax.forward")
+    for use, label in ((lambda: torch.softmax(x, -1), "torch.softmax"), (lambda: x.softmax(-1), "torch.Tensor.softmax"),
+                       (lambda: nn.functional.softmax(x, -1), "F.softmax"), (lambda: nn.Softmax(-1)(x), "nn.Softmax")):
+        def run(use=use):
+            with forbidding(*targets, name="softmax", hint="write it with exp"):
+                use()
+        text = message_of(run)
+        assert text.startswith(f"softmax: your answer calls {label}") and text.endswith("Hint: write it with exp")
+    # put back, also after a failure, and without leaving an attribute behind on classes
+    expected = x.exp() / x.exp().sum(-1, keepdim=True)
+    check_close(torch.softmax(x, -1), expected)
+    check_close(x.softmax(-1), expected)
+    check_close(nn.Softmax(-1)(x), expected)
+    assert "softmax" not in vars(torch.Tensor) and "forward" in vars(nn.Softmax)
+    with forbidding(*targets, name="softmax"):
+        x.exp()  # anything else works
+
+    sm = torch.softmax  # bound before the block: only the function's globals can show it
+
+    def aliased(t):
+        return sm(t, -1)
+
+    def run_aliased():
+        with forbidding("torch.softmax", name="softmax", functions=[aliased]):
+            aliased(x)
+    assert "uses torch.softmax (under the name 'sm')" in message_of(run_aliased)
+    check_close(torch.softmax(x, -1), expected)
+
+
+def test_check_that_and_matches_name_a_known_mistake():
+    from coursekit.checks import check_that, matches
+
+    check_that(True, "w_q", "is missing")
+    assert message_of(lambda: check_that(False, "w_q", "is missing", hint="define it")) == "w_q: is missing\nHint: define it"
+    x = torch.arange(6.0).view(2, 3)
+    assert matches(x + 1e-6, x) and not matches(x + 0.1, x)
+    assert not matches(x.T, x) and not matches((x, x), x) and not matches(x.clone().fill_(float("nan")), x)
+
+
+def test_call_explains_common_raw_errors():
+    from coursekit.checks import call
+
+    x = torch.arange(24.0).view(2, 3, 4)
+    assert "use reshape" in message_of(lambda: call(lambda t: t.transpose(1, 2).view(2, 12), x))
+    assert "integer division" in message_of(lambda: call(lambda t: t.view(2, 3, 4 / 2, 2), x))
+    assert "hard-coding" in message_of(lambda: call(lambda t: t.view(2, 3, 2, 3), x))
+    batched = message_of(lambda: call(lambda a, b: a @ a.transpose(-2, -1) @ b, x, torch.zeros(2, 5, 4)))
+    assert "transpose(-2, -1)" in batched and "tensor (2, 3, 4) float32, tensor (2, 5, 4) float32" in batched
