@@ -115,6 +115,21 @@ def matches(got, expected, atol=1e-4, rtol=1e-3):
     return bool(torch.isclose(got.detach().double(), expected.detach().double(), atol=atol, rtol=rtol).all())
 
 
+def check_close_or_name(got, expected, name="output", mistakes=(), atol=1e-5, rtol=1e-4, hint=None):
+    """:func:`check_close`, but when ``got`` is not ``expected`` and matches what a known mistake
+    returns, fail with that mistake's own hint first.
+
+    ``mistakes``: ``(what, value, hint)`` triples; ``value`` is the mistake's result, or a
+    function returning it (computed only when the answer is wrong). ``what`` completes the
+    sentence "matches what you get with ...".
+    """
+    if not matches(got, expected, atol=atol, rtol=rtol):
+        for what, value, why in mistakes:
+            if matches(got, value() if callable(value) else value, atol=atol, rtol=rtol):
+                _fail(name, f"wrong values; they match what you get with {what}", why)
+    check_close(got, expected, name, atol=atol, rtol=rtol, hint=hint)
+
+
 def describe(value):
     """A short description of an argument for a message: ``tensor (2, 5, 8) float32``, ``3``, ``None``."""
     if isinstance(value, torch.Tensor):

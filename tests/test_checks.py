@@ -106,6 +106,20 @@ def test_check_that_and_matches_name_a_known_mistake():
     assert not matches(x.T, x) and not matches((x, x), x) and not matches(x.clone().fill_(float("nan")), x)
 
 
+def test_check_close_or_name_names_the_matching_mistake_first():
+    from coursekit.checks import check_close_or_name
+
+    x = torch.arange(6.0).view(2, 3)
+    never = []
+    check_close_or_name(x + 1e-7, x, "y", mistakes=[("never", lambda: never.append(1) or x, "no")])
+    assert never == [], "a mistake's value is computed only for a wrong answer"
+    mistakes = [("the wrong sign", -x, "flip the sign back"), ("a transpose", lambda: x.T, "no .T")]
+    text = message_of(lambda: check_close_or_name(-x, x, "y", mistakes=mistakes, hint="generic"))
+    assert "the wrong sign" in text and "flip the sign back" in text and "generic" not in text
+    text = message_of(lambda: check_close_or_name(x * 2, x, "y", mistakes=mistakes, hint="generic"))
+    assert "differ" in text and "generic" in text
+
+
 def test_call_explains_common_raw_errors():
     from coursekit.checks import call
 
