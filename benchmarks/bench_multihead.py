@@ -33,7 +33,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from coursekit.checks import copy_mha_weights  # noqa: E402
+from tinyformer.interop import copy_mha_weights  # noqa: E402
 from tinyformer.multihead import MultiHeadAttention, loop_over_heads  # noqa: E402
 
 SHAPES = [  # (batch, seq, d_model, heads)

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from coursekit.checks import copy_layer_weights, copy_mha_weights, randomise_norms
+from tinyformer.interop import copy_layer_weights, copy_mha_weights, randomise_norms
 from tinyformer.layers import DecoderLayer, EncoderLayer, FeedForward
 from tinyformer.masks import causal_mask, decoder_mask, padding_mask
 from tinyformer.multihead import KVCache

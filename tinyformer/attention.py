@@ -5,6 +5,7 @@
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -15,25 +16,28 @@ def softmax(x, dim=-1):
     because softmax is invariant to adding a constant to a row). A row that is entirely
     ``-inf`` (a query that may attend to nothing) gives all zeros instead of NaN.
     """
-    row_max = x.amax(dim=dim, keepdim=True)
-    # An all -inf row has max -inf, and -inf - (-inf) is NaN: shift such rows by 0 instead.
-    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    # An all -inf row has max -inf, and -inf - (-inf) is NaN: shift such rows by the
+    # lowest finite number instead (exp(-inf - finite) = 0). Other rows are unchanged.
+    row_max = x.amax(dim=dim, keepdim=True).clamp(min=torch.finfo(x.dtype).min)
     exps = torch.exp(x - row_max)
     total = exps.sum(dim=dim, keepdim=True)
-    # Only fully masked rows sum to 0; dividing them by 1 leaves their zeros in place.
-    return exps / torch.where(total == 0, torch.ones_like(total), total)
+    # Only fully masked rows sum to 0; 0 / tiny leaves their zeros in place (gradient finite).
+    return exps / total.clamp(min=torch.finfo(x.dtype).tiny)
 
 
-def scaled_dot_product_attention(q, k, v, mask=None):
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     """Attend from queries to keys and average the values.
 
     Args:
         q: ``(..., q_len, d_k)``; k: ``(..., k_len, d_k)``; v: ``(..., k_len, d_v)``.
         mask: optional boolean tensor broadcastable to ``(..., q_len, k_len)``;
             ``True`` means the query *may attend* to that key.
+        dropout_p: dropout on the weights before they average the values (training only;
+            the caller passes 0 in eval mode), as in the paper.
 
     Returns:
-        ``(output, weights)``: ``(..., q_len, d_v)`` and ``(..., q_len, k_len)``.
+        ``(output, weights)``: ``(..., q_len, d_v)`` and ``(..., q_len, k_len)``; the
+        weights returned are the ones before dropout.
     """
     dtype = q.dtype
     if dtype in (torch.float16, torch.bfloat16):
@@ -46,7 +50,8 @@ def scaled_dot_product_attention(q, k, v, mask=None):
         # -inf rather than a constant such as -1e9, which overflows float16 (max 65504).
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = softmax(scores, dim=-1)  # (..., q_len, k_len), each row sums to 1 (or is all 0)
-    output = weights @ v  # (..., q_len, d_v): a weighted average of the values
+    dropped = F.dropout(weights, dropout_p) if dropout_p else weights
+    output = dropped @ v  # (..., q_len, d_v): a weighted average of the values
     return output.to(dtype), weights.to(dtype)
 
 

@@ -8,6 +8,25 @@ import torch
 
 
 @torch.no_grad()
+def greedy_loop(next_logits, batch, max_len, bos_id, eos_id, pad_id=0, device=None):
+    """The loop every greedy decoder shares: ``next_logits(out) -> (B, vocab)`` scores the token
+    after the prefix ``out (B, T)``; the most likely one is appended, until every row has
+    produced ``eos_id`` or the rows are ``max_len`` long (``bos_id`` included). Finished rows
+    get ``pad_id``.
+    """
+    if max_len < 1:
+        raise ValueError(f"max_len must be at least 1 (room for bos_id), got {max_len}")
+    out = torch.full((batch, 1), bos_id, dtype=torch.long, device=device)  # (B, 1)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    while out.size(1) < max_len and not finished.all():
+        next_token = next_logits(out).argmax(dim=-1)  # (B,)
+        next_token = torch.where(finished, torch.full_like(next_token, pad_id), next_token)
+        out = torch.cat([out, next_token[:, None]], dim=1)  # (B, T + 1)
+        finished |= next_token == eos_id
+    return out
+
+
+@torch.no_grad()
 def greedy_decode(model, src, max_len, bos_id, eos_id, pad_id=0):
     """Decode greedily with any ``model(src, tgt_in) -> logits (B, T_tgt, vocab)``.
 
@@ -16,15 +35,5 @@ def greedy_decode(model, src, max_len, bos_id, eos_id, pad_id=0):
     ``eos_id`` hold ``pad_id``. Put a model with dropout in ``eval()`` mode first, or every
     step draws a different dropout mask.
     """
-    if max_len < 1:
-        raise ValueError(f"max_len must be at least 1 (room for bos_id), got {max_len}")
-    batch = src.size(0)
-    out = torch.full((batch, 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1)
-    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    while out.size(1) < max_len and not finished.all():
-        logits = model(src, out)  # (B, T, vocab): recomputes the whole prefix every step
-        next_token = logits[:, -1].argmax(dim=-1)  # (B,)
-        next_token = torch.where(finished, torch.full_like(next_token, pad_id), next_token)
-        out = torch.cat([out, next_token[:, None]], dim=1)  # (B, T + 1)
-        finished |= next_token == eos_id
-    return out
+    # Recomputes the whole prefix at every step: (B, T, vocab), of which the last position counts.
+    return greedy_loop(lambda out: model(src, out)[:, -1], src.size(0), max_len, bos_id, eos_id, pad_id, src.device)

@@ -35,16 +35,16 @@ class _Layer(nn.Module):
     norm_first = False
     keep_weights = False  # set True to store attention maps (slower: explicit path)
 
-    def _sublayer(self, x, norm, fn):
+    def _add_norm(self, x, norm, branch, *args):
+        """``x`` plus ``branch(x, *args)`` (dropped out), with the norm before or after."""
         if self.norm_first:
-            return x + self.dropout(fn(norm(x)))  # pre-norm: normalise the branch input
-        return norm(x + self.dropout(fn(x)))  # post-norm: normalise the sum
+            return x + self.dropout(branch(norm(x), *args))  # pre-norm: normalise the branch input
+        return norm(x + self.dropout(branch(x, *args)))  # post-norm: normalise the sum
 
-    def _attend(self, attn, name, query, key, mask, kv_cache=None):
+    def _attend(self, attn, query, key, mask, kv_cache=None):
+        """``(output, weights)``; the weights (B, h, Tq, Tk) only when ``keep_weights``, else None."""
         out, weights = attn(query, key, key, mask, need_weights=self.keep_weights, kv_cache=kv_cache)
-        if self.keep_weights:
-            setattr(self, name, weights.detach())  # (B, h, Tq, Tk)
-        return out
+        return out, None if weights is None else weights.detach()
 
 
 class EncoderLayer(_Layer):
@@ -58,10 +58,15 @@ class EncoderLayer(_Layer):
         self.norm2 = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
         self.norm_first = norm_first
+        self.self_attn_weights = None  # (B, h, T, T) of the last forward, when keep_weights
+
+    def _self_attention(self, h, mask):
+        out, self.self_attn_weights = self._attend(self.self_attn, h, h, mask)
+        return out
 
     def forward(self, x, mask=None):
-        x = self._sublayer(x, self.norm1, lambda h: self._attend(self.self_attn, "self_attn_weights", h, h, mask))
-        return self._sublayer(x, self.norm2, self.feed_forward)
+        x = self._add_norm(x, self.norm1, self._self_attention, mask)
+        return self._add_norm(x, self.norm2, self.feed_forward)
 
 
 class DecoderLayer(_Layer):
@@ -77,16 +82,20 @@ class DecoderLayer(_Layer):
         self.norm3 = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
         self.norm_first = norm_first
+        self.self_attn_weights = None  # (B, h, T, T) of the last forward, when keep_weights
+        self.cross_attn_weights = None  # (B, h, T, S)
+
+    def _self_attention(self, h, tgt_mask, kv_cache):
+        out, self.self_attn_weights = self._attend(self.self_attn, h, h, tgt_mask, kv_cache)
+        return out
+
+    def _cross_attention(self, h, memory, memory_mask, kv_cache):
+        out, self.cross_attn_weights = self._attend(self.cross_attn, h, memory, memory_mask, kv_cache)
+        return out
 
     def forward(self, x, memory, tgt_mask=None, memory_mask=None, cache=None):
         """``cache``: optional ``(self_kv, cross_kv)`` pair of :class:`~tinyformer.multihead.KVCache`."""
         self_kv, cross_kv = cache if cache is not None else (None, None)
-        x = self._sublayer(
-            x, self.norm1, lambda h: self._attend(self.self_attn, "self_attn_weights", h, h, tgt_mask, self_kv)
-        )
-        x = self._sublayer(
-            x,
-            self.norm2,
-            lambda h: self._attend(self.cross_attn, "cross_attn_weights", h, memory, memory_mask, cross_kv),
-        )
-        return self._sublayer(x, self.norm3, self.feed_forward)
+        x = self._add_norm(x, self.norm1, self._self_attention, tgt_mask, self_kv)
+        x = self._add_norm(x, self.norm2, self._cross_attention, memory, memory_mask, cross_kv)
+        return self._add_norm(x, self.norm3, self.feed_forward)

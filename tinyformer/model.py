@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .decoding import greedy_decode
+from .decoding import greedy_decode, greedy_loop
 from .layers import DecoderLayer, EncoderLayer
 from .masks import decoder_mask, padding_mask
 from .multihead import KVCache
@@ -125,31 +125,19 @@ class Transformer(nn.Module):
         """
         if not use_cache:
             return greedy_decode(self, src, max_len, bos_id, eos_id, self.pad_id)
-        if max_len < 1:
-            raise ValueError(f"max_len must be at least 1 (room for bos_id), got {max_len}")
-        batch = src.size(0)
         memory_mask = padding_mask(src, self.pad_id)  # (B, 1, 1, S)
         memory = self.encode(src, memory_mask)  # (B, S, D), computed once
         caches = self.new_caches()
-        out = torch.full((batch, 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1)
-        finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
-        # Keys that are pad tokens are hidden, as decoder_mask hides them in the uncached
-        # path. Only a finished row (or an untrained model emitting pad_id) has any, so the
-        # mask is built only once one appears.
-        key_ok = None  # (B, 1, 1, T) or None while no key is a pad
-        while out.size(1) < max_len and not finished.all():
-            step = out.size(1) - 1
-            logits = self.decode_step(out[:, -1:], memory, memory_mask, caches, step, key_ok)  # (B, vocab)
-            next_token = logits.argmax(dim=-1)  # (B,)
-            next_token = torch.where(finished, torch.full_like(next_token, self.pad_id), next_token)
-            out = torch.cat([out, next_token[:, None]], dim=1)  # (B, T + 1)
-            finished |= next_token == eos_id
-            is_pad = (next_token == self.pad_id)[:, None, None, None]  # (B, 1, 1, 1)
-            if key_ok is not None:
-                key_ok = torch.cat([key_ok, ~is_pad], dim=-1)
-            elif is_pad.any():
-                key_ok = (out != self.pad_id)[:, None, None, :]  # (B, 1, 1, T + 1)
-        return out
+
+        def next_logits(out):
+            # Only the newest token is fed; the caches hold the keys and values before it.
+            # Keys that are pad tokens are hidden, as decoder_mask hides them in the uncached
+            # path; only a finished row (or an untrained model emitting pad_id) has any.
+            is_pad = out == self.pad_id  # (B, T)
+            key_ok = ~is_pad[:, None, None, :] if is_pad.any() else None  # (B, 1, 1, T)
+            return self.decode_step(out[:, -1:], memory, memory_mask, caches, out.size(1) - 1, key_ok)
+
+        return greedy_loop(next_logits, src.size(0), max_len, bos_id, eos_id, self.pad_id, src.device)
 
     # -- looking inside -----------------------------------------------------------------
 

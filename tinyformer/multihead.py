@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attention import scaled_dot_product_attention
+
 
 def divisors(n):
     """The head counts that split ``n`` dimensions evenly."""
@@ -43,32 +45,6 @@ def merge_heads(x):
     return x.reshape(batch, seq, num_heads * d_head)  # (B, T, D): concatenate the heads (copies: not contiguous)
 
 
-def attention_with_weights(q, k, v, mask=None, dropout_p=0.0):
-    """The explicit per-head attention: ``softmax(q k^T / sqrt(d_head)) v``, keeping the weights.
-
-    ``q``: ``(..., Tq, d_head)``; ``k, v``: ``(..., Tk, d_head)``, usually ``(B, h, T, d_head)``;
-    ``mask`` broadcastable to ``(..., Tq, Tk)``, ``True`` = may attend. Returns
-    ``(output (..., Tq, d_head), weights (..., Tq, Tk))``. The same computation as
-    ``tinyformer.attention.scaled_dot_product_attention``, written for speed: the ``(Tq, Tk)``
-    score matrices are the largest tensors here, so they are scaled, masked and (when no
-    gradient is recorded) turned into weights in place, without new copies.
-    """
-    scores = q @ k.transpose(-2, -1)  # (..., Tq, Tk)
-    scores *= q.size(-1) ** -0.5  # in place
-    if mask is not None:
-        # -inf rather than a constant such as -1e9, which overflows float16 (max 65504).
-        scores.masked_fill_(~mask, float("-inf"))
-    # Autograd cannot differentiate through out=, so only reuse the memory when it is not recording.
-    weights = torch.softmax(scores, dim=-1, out=None if scores.requires_grad else scores)  # rows sum to 1
-    if mask is not None:
-        # A query with no allowed key has an all -inf row, which softmax turns into NaN:
-        # give it zero weights (and so a zero output), as F.scaled_dot_product_attention does.
-        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
-    # Dropout acts on the weights, as in the paper; the weights returned are the ones before it.
-    dropped = F.dropout(weights, dropout_p) if dropout_p else weights
-    return dropped @ v, weights  # (..., Tq, d_head), (..., Tq, Tk)
-
-
 class KVCache:
     """Keys and values of the positions already decoded, for one attention layer.
 
@@ -93,16 +69,6 @@ class KVCache:
         return self.k, self.v
 
 
-def _heads_of_packed(x, n, num_heads, contiguous=False):
-    """``(B, T, n * D)`` -> n tensors ``(B, h, T, D/h)``: undo the stacking and split the heads
-    in one view and one permute (no copy). ``contiguous=True`` lays the heads out in memory
-    with one copy, as the explicit path's matrix multiplies need (else they copy each tensor)."""
-    batch, seq, width = x.shape
-    d_head = width // (n * num_heads)
-    x = x.view(batch, seq, n, num_heads, d_head).permute(2, 0, 3, 1, 4)  # (n, B, h, T, d_head)
-    return (x.contiguous() if contiguous else x).unbind(0)  # n x (B, h, T, d_head)
-
-
 def loop_over_heads(mha, query, key, value, mask=None):
     """What ``mha(query, key, value, mask)`` computes, one head at a time, as the formula reads.
 
@@ -119,7 +85,7 @@ def loop_over_heads(mha, query, key, value, mask=None):
             F.linear(x, layer.weight[cols], None if layer.bias is None else layer.bias[cols])  # (B, T, d_head)
             for x, layer in ((query, mha.w_q), (key, mha.w_k), (value, mha.w_v))
         )
-        out, w = attention_with_weights(q, k, v, mask)  # (B, Tq, d_head), (B, Tq, Tk)
+        out, w = scaled_dot_product_attention(q, k, v, mask)  # (B, Tq, d_head), (B, Tq, Tk)
         outputs.append(out)
         weights.append(w)
     concat = torch.cat(outputs, dim=-1)  # (B, Tq, D): Concat(head_1, ..., head_h)
@@ -147,28 +113,14 @@ class MultiHeadAttention(nn.Module):
         self.w_v = nn.Linear(d_model, d_model, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
 
-    @staticmethod
-    def _stacked(*layers):
-        """The weights and biases of ``layers`` stacked, ``(n * D, D)`` and ``(n * D,)``, so that
-        one matrix multiply does the work of n (as ``nn.MultiheadAttention``'s packed
-        ``in_proj_weight`` does). Stacked on every call, so gradients flow to each layer."""
-        weight = torch.cat([layer.weight for layer in layers])  # (n * D, D)
-        bias = None if layers[0].bias is None else torch.cat([layer.bias for layer in layers])  # (n * D,)
-        return weight, bias
-
-    def _project(self, query, key, value, kv_cache, contiguous=False):
+    def _project(self, query, key, value, kv_cache):
         """Queries, keys and values split into heads, each ``(B, h, T, d_head)``."""
-        h = self.num_heads
+        q = split_heads(self.w_q(query), self.num_heads)  # (B, h, Tq, d_head)
         if kv_cache is not None and kv_cache.static and kv_cache.k is not None:
             # cross-attention while decoding: the memory was projected at the first step
-            return split_heads(self.w_q(query), h), kv_cache.k, kv_cache.v
-        if query is key and key is value:  # self-attention: one matmul for q, k and v
-            q, k, v = _heads_of_packed(F.linear(query, *self._stacked(self.w_q, self.w_k, self.w_v)), 3, h, contiguous)
-        elif key is value:  # cross-attention: one matmul for k and v
-            q = split_heads(self.w_q(query), h)
-            k, v = _heads_of_packed(F.linear(key, *self._stacked(self.w_k, self.w_v)), 2, h, contiguous)
-        else:
-            q, k, v = (split_heads(layer(x), h) for layer, x in ((self.w_q, query), (self.w_k, key), (self.w_v, value)))
+            return q, kv_cache.k, kv_cache.v
+        k = split_heads(self.w_k(key), self.num_heads)  # (B, h, Tk, d_head)
+        v = split_heads(self.w_v(value), self.num_heads)  # (B, h, Tk, d_head)
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)  # (B, h, T_cached + Tk, d_head)
         return q, k, v
@@ -176,15 +128,16 @@ class MultiHeadAttention(nn.Module):
     def forward(self, query, key, value, mask=None, need_weights=True, kv_cache=None):
         """``query (B, Tq, D)``, ``key`` and ``value (B, Tk, D)``; ``mask`` broadcastable to
         ``(B, h, Tq, Tk)`` or ``(B, Tq, Tk)``, True = may attend."""
-        # The fused kernel reads any memory layout; the explicit matmuls want the heads laid out.
-        q, k, v = self._project(query, key, value, kv_cache, contiguous=need_weights)  # (B, h, T, d_head)
+        q, k, v = self._project(query, key, value, kv_cache)  # (B, h, T, d_head)
         if mask is not None and mask.dim() == 3:
             mask = mask.unsqueeze(1)  # (B, 1, Tq, Tk): the same mask for every head
         dropout_p = self.dropout if self.training else 0.0
         if need_weights:
-            out, weights = attention_with_weights(q, k, v, mask, dropout_p)  # (B, h, Tq, d_head)
+            # lab 1's attention, run on every head at once: (B, h, Tq, d_head), (B, h, Tq, Tk)
+            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p)
         else:
-            # One fused kernel that never stores the (Tq, Tk) weights.
+            # One fused kernel that never stores the (Tq, Tk) weights; the same numbers
+            # (fully masked rows give zeros in PyTorch >= 2.5, as ours do).
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
             weights = None
         return self.w_o(merge_heads(out)), weights  # (B, Tq, d_model), (B, h, Tq, Tk)

@@ -10,6 +10,8 @@ Pairs are interleaved: dimensions ``(2i, 2i+1)`` form pair ``i``, which turns wi
 ``base^(-2i/d)``. (GPT-NeoX and Hugging Face's LLaMA pair dimension ``i`` with ``i + d/2``
 instead, "rotate_half": the same idea with the dimensions permuted.)
 """
+import functools
+
 import torch
 from torch import nn
 
@@ -89,6 +91,21 @@ class LearnedPositionalEmbedding(nn.Module):
         return x + self.embedding(positions)  # (B, T, D) + (T, D)
 
 
+def _rotation(positions, d, base, device, dtype):
+    """Cosines and sines of the RoPE angles, ``(..., T, d/2)`` each, on ``device`` in ``dtype``."""
+    angles = _angles(positions, d, base)  # float64 on the CPU, for precision
+    return torch.cos(angles).to(device=device, dtype=dtype), torch.sin(angles).to(device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _default_rotation(seq, d, base, device, dtype):
+    # Positions 0..T-1 are by far the usual case: computed once per size, device and dtype,
+    # not at every call (a decoder calls this once per layer and step). Made outside
+    # inference mode, so that a table first built under it still works with autograd.
+    with torch.inference_mode(False):
+        return _rotation(torch.arange(seq), d, base, device, dtype)
+
+
 def rotary_embedding(x, positions=None, base=10000.0):
     """Rotate each pair ``(x[..., 2i], x[..., 2i+1])`` by the angle ``position * base^(-2i/d)``.
 
@@ -99,14 +116,16 @@ def rotary_embedding(x, positions=None, base=10000.0):
     """
     seq, d = x.shape[-2], x.shape[-1]
     _check_even(d, "rotary_embedding")
+    if positions is not None:
+        positions = torch.as_tensor(positions)
+        if positions.dim() == 0 or positions.shape[-1] != seq:
+            raise ValueError(
+                f"positions must have one entry per position (last dimension {seq}), got shape {tuple(positions.shape)}"
+            )
     if positions is None:
-        positions = torch.arange(seq)
-    positions = torch.as_tensor(positions)
-    if positions.dim() == 0 or positions.shape[-1] != seq:
-        raise ValueError(f"positions must have one entry per position (last dimension {seq}), got shape {tuple(positions.shape)}")
-    angles = _angles(positions, d, base)  # (..., T, d/2)
-    cos = torch.cos(angles).to(device=x.device, dtype=x.dtype)
-    sin = torch.sin(angles).to(device=x.device, dtype=x.dtype)
+        cos, sin = _default_rotation(seq, d, base, x.device, x.dtype)  # (T, d/2) each, cached
+    else:
+        cos, sin = _rotation(positions, d, base, x.device, x.dtype)
     x_even, x_odd = x[..., 0::2], x[..., 1::2]  # (..., T, d/2) each: the two coordinates of every pair
     rotated = torch.stack([x_even * cos - x_odd * sin, x_even * sin + x_odd * cos], dim=-1)  # (..., T, d/2, 2)
     return rotated.flatten(-2)  # (..., T, d): pairs interleaved back in place
