@@ -1,6 +1,5 @@
-"""coursekit: the course machinery (lab generation, checks, plots, widgets, grading).
+"""coursekit: the course machinery (checks, plots, widgets, lab generation, grading).
 
 Subject matter lives in ``tinyformer``; nothing here teaches attention.
 """
-
-__version__ = "0.1.0"
+from tinyformer import __version__  # noqa: F401 - one version string for the whole course

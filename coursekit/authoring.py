@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP_MARKER = "# Set-up (Colab only installs the course; elsewhere this just seeds)."
@@ -26,20 +27,24 @@ BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 NOTEBOOK_DIRS = ("chapters", "labs", "solutions")
 
 
+def book_config():
+    """``_config.yml`` of the book, parsed."""
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8")) or {}
+
+
 def repository():
-    """``(owner/name, branch)`` read from ``_config.yml`` (no YAML dependency needed)."""
-    text = (ROOT / "_config.yml").read_text(encoding="utf-8")
-    section = re.search(r"^repository:\s*\n((?:[ \t]+.*\n?)+)", text, re.M).group(1)
-    url = re.search(r"^\s*url:\s*[\"']?https://github\.com/([^\s\"']+?)/?[\"']?\s*$", section, re.M).group(1)
-    branch = re.search(r"^\s*branch:\s*[\"']?([^\s\"']+)[\"']?\s*$", section, re.M).group(1)
-    return url, branch
+    """``(owner/name, branch)`` from ``_config.yml``'s ``repository: url`` and ``branch``."""
+    section = book_config().get("repository") or {}
+    url = str(section.get("url", "")).rstrip("/")
+    prefix = "https://github.com/"
+    if not url.startswith(prefix):
+        raise ValueError(f"_config.yml: repository: url must be a GitHub URL, got {url!r}")
+    return url[len(prefix):], str(section.get("branch", "main"))
 
 
 def book_path():
     """``repository: path_to_book`` from ``_config.yml``: where the book sits in the repository."""
-    text = (ROOT / "_config.yml").read_text(encoding="utf-8")
-    match = re.search(r"^\s*path_to_book:\s*[\"']?([^\s\"']*)[\"']?\s*$", text, re.M)
-    return match.group(1).strip("/") if match else ""
+    return str((book_config().get("repository") or {}).get("path_to_book") or "").strip("/")
 
 
 def colab_url(notebook_path):
