@@ -259,3 +259,12 @@ class MultiHeadAttention(nn.Module):
         return self.w_o(merge_heads(out)), weights
 ''', correct=True),
 ]
+
+ANSWERS += [
+    Answer("multi_head_attention", "hard-coded 3 heads", replace=[("        self.num_heads = num_heads\n",
+                                                                   "        self.num_heads = 3\n")],
+           hint=("num_heads=2", "not a fixed number")),
+    Answer("multi_head_attention", "hard-coded d_model", replace=[("nn.Linear(d_model, d_model, bias=bias)",
+                                                                   "nn.Linear(24, 24, bias=bias)")],
+           hint=("copying PyTorch's weights", "d_model to d_model")),
+]
