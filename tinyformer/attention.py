@@ -21,8 +21,10 @@ def softmax(x, dim=-1):
     row_max = x.amax(dim=dim, keepdim=True).clamp(min=torch.finfo(x.dtype).min)
     exps = torch.exp(x - row_max)
     total = exps.sum(dim=dim, keepdim=True)
-    # Only fully masked rows sum to 0; 0 / tiny leaves their zeros in place (gradient finite).
-    return exps / total.clamp(min=torch.finfo(x.dtype).tiny)
+    # Any other row sums to at least 1 (its maximum contributes exp(0) = 1); only a fully
+    # masked row sums to 0, and dividing it by 1 leaves its zeros in place. (A tiny divisor
+    # instead would square to 0 in the backward pass and give 0 / 0 = NaN gradients.)
+    return exps / total.clamp(min=1.0)
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
