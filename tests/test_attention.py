@@ -192,3 +192,14 @@ def test_self_attention_matches_pytorch_with_its_own_projections():
     torch.testing.assert_close(output, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
     torch.testing.assert_close(weights, reference(q, k, v, mask)[1].float())
     assert (weights.triu(1) == 0).all()
+
+
+def test_fully_masked_rows_keep_finite_gradients_for_large_upstream_gradients():
+    # A divisor like finfo.tiny squares to 0 in the backward pass: 0 / 0 = NaN once the
+    # upstream gradient is large enough. The softmax must stay finite for any upstream.
+    for dtype in (torch.float32, torch.float16):
+        x = torch.full((2, 4), float("-inf"), dtype=dtype)
+        x[1] = torch.tensor([0.5, 1.0, -2.0, 3.0], dtype=dtype)
+        x.requires_grad_()
+        (softmax(x) * 1000).sum().backward()
+        assert torch.isfinite(x.grad).all() and (x.grad[0] == 0).all()
