@@ -12,6 +12,7 @@ Labs are generated from solutions (``coursekit.labs``), which rewrites the badge
     python -m coursekit.authoring            # list notebooks whose header is not the standard one
     python -m coursekit.authoring --fix      # rewrite those headers (title kept)
 """
+import os
 import re
 import sys
 from pathlib import Path
@@ -19,7 +20,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from .course import COURSE_ENV, CourseNotFound, find_course
+
 SETUP_MARKER = "# Set-up (Colab only installs the course; elsewhere this just seeds)."
 # On the site the set-up cell is folded away (a "show code" toggle); notebooks show it.
 SETUP_TAGS = ["hide-input"]
@@ -27,9 +29,12 @@ BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 NOTEBOOK_DIRS = ("chapters", "labs", "solutions")
 
 
-def book_config():
-    """``_config.yml`` of the book, parsed."""
-    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8")) or {}
+def book_config(course=None):
+    """``_config.yml`` of the course's book, parsed (the course: :func:`coursekit.course.find_course`)."""
+    path = find_course(course) / "_config.yml"
+    if not path.exists():
+        raise CourseNotFound(f"{path} is missing: the course's book configuration names the repository")
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
 def repository():
@@ -137,8 +142,9 @@ def fix_header(nb, notebook_path):
     return nb
 
 
-def notebook_paths(root=ROOT):
-    return sorted(p for d in NOTEBOOK_DIRS for p in (Path(root) / d).glob("*.ipynb"))
+def notebook_paths(course=None):
+    root = find_course(course)
+    return sorted(p for d in NOTEBOOK_DIRS for p in (root / d).glob("*.ipynb"))
 
 
 def main(argv=None):
@@ -146,10 +152,23 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(prog="python -m coursekit.authoring", description="Check notebook headers.")
     parser.add_argument("--fix", action="store_true", help="rewrite non-standard headers in place")
+    parser.add_argument("--course", metavar="DIR", help="the course folder (default: found from the working directory)")
     args = parser.parse_args(argv)
+    try:
+        root = find_course(args.course)
+        book_config(root)
+        paths = notebook_paths(root)
+    except CourseNotFound as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not paths:
+        print(f"error: no notebooks in {', '.join(NOTEBOOK_DIRS)} under {root}", file=sys.stderr)
+        return 2
+    if args.course:
+        os.environ[COURSE_ENV] = str(root)  # the badges and set-up cells read this course's _config.yml
     bad = 0
-    for path in notebook_paths():
-        relative = path.relative_to(ROOT).as_posix()
+    for path in paths:
+        relative = path.relative_to(root).as_posix()
         nb = nbformat.read(path, as_version=4)
         problems = header_problems(nb, relative)
         if problems:

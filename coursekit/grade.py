@@ -101,14 +101,33 @@ class Lab:
         return next((exercise for exercise in self.exercises if exercise.name == name), None)
 
 
+GRADING_NEEDS = ("pytest", "nbval", "ipykernel", "nbclient", "nbformat")
+
+
+def environment_problems(settings):
+    """What stops this Python environment from grading (empty when it can): every submission
+    runs in a kernel under pytest + nbval, and ``--memory-limit`` needs psutil."""
+    import importlib.util
+
+    missing = [name for name in GRADING_NEEDS if importlib.util.find_spec(name) is None]
+    problems = []
+    if missing:
+        problems.append(f"{', '.join(missing)} not installed: grading runs every submission in a kernel under "
+                        "pytest and nbval (pip install 'attention-head-by-head[grade]')")
+    if settings.memory_limit_mb and importlib.util.find_spec("psutil") is None:
+        problems.append("psutil not installed: --memory-limit cannot be enforced "
+                        "(pip install psutil, or pass --memory-limit 0 to grade without one)")
+    return problems
+
+
 def lab_names(solutions_dir=None):
-    solutions_dir = solutions_dir or labs.SOLUTIONS_DIR
+    solutions_dir = solutions_dir or labs.solutions_dir()
     return [path.stem for path in labs.solution_paths(solutions_dir)]
 
 
 def find_lab(name, solutions_dir=None):
     """The solution notebook of lab ``name``: ``lab1_attention``, ``lab1`` or any unique prefix."""
-    solutions_dir = solutions_dir or labs.SOLUTIONS_DIR
+    solutions_dir = solutions_dir or labs.solutions_dir()
     available = lab_names(solutions_dir)
     wanted = Path(str(name)).name
     wanted = wanted[: -len(".ipynb")] if wanted.endswith(".ipynb") else wanted

@@ -20,9 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
-SOLUTIONS_DIR = ROOT / "solutions"
-LABS_DIR = ROOT / "labs"
+from .course import CourseNotFound, find_course  # noqa: F401 - CourseNotFound is part of this API
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -137,24 +135,42 @@ def to_text(nb):
     return nbformat.writes(nb, version=4) + "\n"
 
 
-def solution_paths(solutions_dir=SOLUTIONS_DIR):
-    return sorted(Path(solutions_dir).glob("lab*.ipynb"))
+def solutions_dir(course=None):
+    """``solutions/`` of the course (see :func:`coursekit.course.find_course`)."""
+    return find_course(course) / "solutions"
 
 
-def build(solutions_dir=SOLUTIONS_DIR, labs_dir=LABS_DIR, check=False):
-    """Write (or, with ``check``, compare) every lab. Returns the names of labs out of date."""
-    labs_dir = Path(labs_dir)
+def labs_dir(course=None):
+    """``labs/`` of the course: what learners get, generated from ``solutions/``."""
+    return find_course(course) / "labs"
+
+
+def solution_paths(solutions=None):
+    """The solution notebooks ``lab*.ipynb`` of ``solutions`` (default: the course's ``solutions/``)."""
+    return sorted(Path(solutions or solutions_dir()).glob("lab*.ipynb"))
+
+
+def build(solutions=None, labs=None, check=False):
+    """Write (or, with ``check``, compare) every lab. Returns the names of labs out of date.
+
+    Raises :class:`LabError` when ``solutions`` holds no ``lab*.ipynb``: checking nothing is
+    not a success.
+    """
+    solutions = Path(solutions or solutions_dir())
+    out_dir = Path(labs or solutions.parent / "labs")
+    if not solution_paths(solutions):
+        raise LabError(f"{solutions} has no lab*.ipynb: nothing to generate or check")
     stale = []
-    for path in solution_paths(solutions_dir):
+    for path in solution_paths(solutions):
         lab_text = to_text(make_lab(nbformat.read(path, as_version=4), path.name))
-        target = labs_dir / path.name
+        target = out_dir / path.name
         current = target.read_text(encoding="utf-8") if target.exists() else None
         if current != lab_text:
             stale.append(path.name)
             if not check:
-                labs_dir.mkdir(parents=True, exist_ok=True)
+                out_dir.mkdir(parents=True, exist_ok=True)
                 target.write_text(lab_text, encoding="utf-8")
     if check:
-        solution_names = {p.name for p in solution_paths(solutions_dir)}
-        stale += sorted(p.name + " (no solution)" for p in labs_dir.glob("lab*.ipynb") if p.name not in solution_names)
+        solution_names = {p.name for p in solution_paths(solutions)}
+        stale += sorted(p.name + " (no solution)" for p in out_dir.glob("lab*.ipynb") if p.name not in solution_names)
     return stale

@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 RESULTS_ENV = "COURSEKIT_NBRUN_RESULTS"
@@ -118,7 +117,6 @@ def run_notebook(notebook_path, cell_timeout=60, total_timeout=600, cwd=None, me
         env[RESULTS_ENV], env[CELL_TIMEOUT_ENV] = str(results_path), str(cell_timeout)
         if os.name == "posix":
             env[IPC_ENV] = str(tmp / "kernel")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         if threads:
             for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 env[name] = str(threads)

@@ -37,7 +37,7 @@ def submissions_for(solution_path):
     by_exercise = {name: [] for name in references}
     for answer in answers_of(solution_path.stem):
         by_exercise[answer.exercise].append(answer)
-    blank = nbformat.read(labs.LABS_DIR / solution_path.name, as_version=4)
+    blank = nbformat.read(labs.labs_dir() / solution_path.name, as_version=4)
     rows = []
     for row in zip_longest(*by_exercise.values()):
         chosen = dict(zip(by_exercise, row))

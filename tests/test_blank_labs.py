@@ -15,7 +15,7 @@ LABS_WITH_EXERCISES = [p for p in labs.solution_paths() if labs.exercises(nbform
 
 @pytest.mark.parametrize("solution_path", LABS_WITH_EXERCISES, ids=lambda p: p.stem)
 def test_blank_lab_fails_each_exercise_test(solution_path, tmp_path):
-    lab_path = labs.LABS_DIR / solution_path.name
+    lab_path = labs.labs_dir() / solution_path.name
     nb = nbformat.read(lab_path, as_version=4)
     (tmp_path / lab_path.name).write_text(labs.to_text(nb))
     results = run_nbval(tmp_path / lab_path.name, cell_timeout=60)

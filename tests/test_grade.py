@@ -22,7 +22,7 @@ from nbformat.v4 import new_code_cell
 from coursekit import grade, labs
 from coursekit.__main__ import main
 
-ROOT = labs.ROOT
+ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "grading" / "fixture_solutions"
 POINTS = {"double": 2, "quad": 3, "causal_mask": 5}
 
@@ -398,8 +398,8 @@ class TestRealLabs:
             lab = grade.load_lab(name)
             folder = base / name
             folder.mkdir()
-            (folder / "solution.ipynb").write_bytes((labs.SOLUTIONS_DIR / f"{name}.ipynb").read_bytes())
-            (folder / "blank.ipynb").write_bytes((labs.LABS_DIR / f"{name}.ipynb").read_bytes())
+            (folder / "solution.ipynb").write_bytes((labs.solutions_dir() / f"{name}.ipynb").read_bytes())
+            (folder / "blank.ipynb").write_bytes((labs.labs_dir() / f"{name}.ipynb").read_bytes())
             jobs += [(lab, folder / "solution.ipynb"), (lab, folder / "blank.ipynb")]
         cpus = os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=cpus) as pool:

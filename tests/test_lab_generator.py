@@ -2,6 +2,7 @@
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -9,7 +10,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from coursekit import labs
 
-ROOT = labs.ROOT
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def exercise_cell(source, name="f"):
