@@ -2,10 +2,12 @@
 
     python -m coursekit grade LAB SUBMISSION... [--out grades.csv] [--feedback DIR]
     python -m coursekit grade --list LAB
+    python -m coursekit nbgrader OUT_DIR [LAB...] [--timeout S]
 
-See ``coursekit/grade.py`` and the instructors' page (``docs/instructors.md``).
+See ``coursekit/grade.py``, ``coursekit/nbgrader_export.py`` and the instructors' page (``docs/instructors.md``).
 """
 import argparse
+import os
 import sys
 import time
 
@@ -51,6 +53,11 @@ def _grade(args):
     settings = grade.Settings(
         cell_timeout=args.timeout, total_timeout=args.total_timeout, memory_limit_mb=args.memory_limit, jobs=args.jobs,
     )
+    problems = grade.environment_problems(settings)
+    if problems:
+        for problem in problems:
+            print(f"error: this Python environment cannot grade: {problem}", file=sys.stderr)
+        return 2
     start = time.monotonic()
 
     def progress(done, total, result):
@@ -60,9 +67,32 @@ def _grade(args):
     grades = grade.grade_all(lab, submissions, settings, progress=None if args.quiet else progress)
     grade.write_outputs(lab, grades, args.out, args.feedback, settings)
     errors = sum(result.status != "ok" for result in grades)
+    no_kernel = [result.learner for result in grades if result.problem.startswith("the kernel did not start")]
     print(f"graded {len(grades)} submission(s) of {lab.name} in {time.monotonic() - start:.0f} s: {args.out}"
           + (f", feedback in {args.feedback}/" if args.feedback else "")
           + (f"; {errors} with status error (see the reason column)" if errors else ""))
+    if no_kernel:
+        print(f"error: no kernel started for {len(no_kernel)} submission(s) ({', '.join(no_kernel[:5])}): "
+              "a problem of the grading environment, not of the submissions; fix it and grade them again",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _nbgrader(args):
+    sys.modules.setdefault("rfc3987_syntax", None)  # as in _grade: an import-time cost nothing here needs
+    from . import nbgrader_export
+
+    timeout = nbgrader_export.CELL_TIMEOUT if args.timeout is None else args.timeout
+    try:
+        written = nbgrader_export.export(args.out_dir, args.labs, args.solutions, timeout)
+    except nbgrader_export.ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for stem, path, points in written:
+        print(f"{path}: {len(points)} exercises, {sum(points.values()):g} points")
+    print(f"{args.out_dir}/{nbgrader_export.CONFIG_NAME}: cell timeout {timeout:g} s")
+    print(f"next: cd {args.out_dir} && nbgrader generate_assignment {written[0][0]}")
     return 0
 
 
@@ -95,8 +125,34 @@ def main(argv=None):
                               help="folder of solution notebooks (default: the course's solutions/)")
     grade_parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     grade_parser.set_defaults(func=_grade)
+    nbgrader_parser = commands.add_parser(
+        "nbgrader", help="write an nbgrader course folder of the labs",
+        description="Write OUT_DIR/source/<lab>/<lab>.ipynb for each lab with nbgrader's cell metadata "
+                    "(exercise cells: autograded answers; tests cells: autograder tests with the lab's points; "
+                    "every other cell read-only) and OUT_DIR/nbgrader_config.py. OUT_DIR must be new, empty "
+                    "or a folder written by this command. Then run nbgrader's own commands in OUT_DIR.",
+    )
+    nbgrader_parser.add_argument("out_dir", metavar="OUT_DIR", help="the nbgrader course folder to write")
+    nbgrader_parser.add_argument("labs", metavar="LAB", nargs="*",
+                                 help="labs to export, e.g. lab1_attention or lab1 (default: every lab)")
+    nbgrader_parser.add_argument("--timeout", type=int, default=None, metavar="S",
+                                 help="seconds a cell may run under nbgrader (default: 120, five times the slowest lab cell)")
+    nbgrader_parser.add_argument("--solutions", metavar="DIR", default=None,
+                                 help="folder of solution notebooks (default: the course's solutions/)")
+    nbgrader_parser.set_defaults(func=_nbgrader)
+    for sub in (labs_parser, grade_parser, nbgrader_parser):
+        sub.add_argument("--course", metavar="DIR", default=None,
+                         help="the course folder, with solutions/ (default: the working directory or a parent of it)")
     args = parser.parse_args(argv)
-    return args.func(args)
+    from .course import COURSE_ENV, CourseNotFound, find_course
+
+    try:
+        if args.course:
+            os.environ[COURSE_ENV] = str(find_course(args.course))  # every default path follows it
+        return args.func(args)
+    except CourseNotFound as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
