@@ -136,7 +136,7 @@ def main(argv=None):
     nbgrader_parser.add_argument("labs", metavar="LAB", nargs="*",
                                  help="labs to export, e.g. lab1_attention or lab1 (default: every lab)")
     nbgrader_parser.add_argument("--timeout", type=int, default=None, metavar="S",
-                                 help="seconds a cell may run under nbgrader (default: 120, five times the slowest lab cell)")
+                                 help="seconds a cell may run under nbgrader (default: 180; the slowest lab cell takes about 24 s)")
     nbgrader_parser.add_argument("--solutions", metavar="DIR", default=None,
                                  help="folder of solution notebooks (default: the course's solutions/)")
     nbgrader_parser.set_defaults(func=_nbgrader)
