@@ -14,6 +14,7 @@ grows with the load and the CPU time much less, so the machine load is printed t
     python benchmarks/bench_capstone.py                 # everything (a few minutes)
     python benchmarks/bench_capstone.py --no-notebooks  # training and KV cache only (~1 min)
 """
+
 import argparse
 import os
 import resource
@@ -29,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tinyformer.data import BOS, EOS, PAD, TaskConfig, make_batch  # noqa: E402
+from tinyformer.data import BOS, PAD, TaskConfig, make_batch  # noqa: E402
 from tinyformer.decoding import greedy_decode  # noqa: E402
 from tinyformer.model import Transformer  # noqa: E402
 from tinyformer.train import TrainConfig, exact_match, held_out, train  # noqa: E402
@@ -54,8 +55,7 @@ def time_to_accuracy(seed=0, eval_every=25):
     return the accuracies of the trained model on three held-out groups."""
     task = TaskConfig("reverse", min_len=1, max_len=16)
     torch.manual_seed(seed)
-    model = Transformer(task.vocab_size, task.vocab_size, d_model=64, num_heads=2, num_layers=2, d_ff=128,
-                        max_len=512)
+    model = Transformer(task.vocab_size, task.vocab_size, d_model=64, num_heads=2, num_layers=2, d_ff=128, max_len=512)
     check = held_out(task, num=512, seed=4242)
     state = {"wall": 0.0, "cpu": 0.0, "reached": None, "evals": []}
     clock = {"wall": time.perf_counter(), "cpu": time.process_time()}
@@ -98,7 +98,9 @@ def kv_speedup(model, lengths=(128, 256), batch=8, repeats=3):
                 times[use_cache].append((time.perf_counter() - wall, time.process_time() - cpu))
             assert torch.equal(outputs[True], outputs[False]), f"cached and uncached outputs differ at {length} tokens"
             assert outputs[True].shape == (batch, length)
-        medians = {k: (statistics.median(t[0] for t in v), statistics.median(t[1] for t in v)) for k, v in times.items()}
+        medians = {
+            k: (statistics.median(t[0] for t in v), statistics.median(t[1] for t in v)) for k, v in times.items()
+        }
         rows.append((length, medians[False], medians[True]))
     return rows
 
@@ -109,9 +111,22 @@ def notebook_times(paths, timeout=600):
         for path in paths:
             before_cpu, wall = children_cpu(), time.perf_counter()
             result = subprocess.run(
-                [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
-                 f"--ExecutePreprocessor.timeout={timeout}", "--output-dir", tmp, str(path)],
-                cwd=path.parent, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "jupyter",
+                    "nbconvert",
+                    "--to",
+                    "notebook",
+                    "--execute",
+                    f"--ExecutePreprocessor.timeout={timeout}",
+                    "--output-dir",
+                    tmp,
+                    str(path),
+                ],
+                cwd=path.parent,
+                capture_output=True,
+                text=True,
             )
             wall = time.perf_counter() - wall
             cpu = children_cpu() - before_cpu
@@ -150,23 +165,29 @@ def main(argv=None):
     if state["reached"]:
         step, wall, cpu, accuracy = state["reached"]
         verdict = "PASS" if cpu <= TRAIN_BUDGET else "FAIL"
-        print(f"{f'reversal: >= 99% exact match (step {step}, {accuracy:.1%})':52s} {wall:8.1f}s {cpu:8.1f}s  "
-              f"{'<= 30 s':>10s}  {verdict} (CPU)")
+        print(
+            f"{f'reversal: >= 99% exact match (step {step}, {accuracy:.1%})':52s} {wall:8.1f}s {cpu:8.1f}s  "
+            f"{'<= 30 s':>10s}  {verdict} (CPU)"
+        )
     else:
         print(f"{'reversal: >= 99% exact match':52s} {'never':>9s} {'':>9s}  {'<= 30 s':>10s}  FAIL")
     _, wall, cpu, _, _ = state["evals"][-1]
     print(f"{'reversal: the whole schedule (500 steps)':52s} {wall:8.1f}s {cpu:8.1f}s")
     for name, value in accuracies.items():
-        print(f"{f'  held-out exact match after it, {name}':52s} {value:9.2%}  {'>= 99%':>10s}  "
-              f"{'PASS' if value >= ACCURACY_BAR else 'FAIL'}")
+        print(
+            f"{f'  held-out exact match after it, {name}':52s} {value:9.2%}  {'>= 99%':>10s}  "
+            f"{'PASS' if value >= ACCURACY_BAR else 'FAIL'}"
+        )
     for length, (full_wall, full_cpu), (fast_wall, fast_cpu) in kv_rows:
         print(f"{f'decode {length} tokens, recomputing the prefix':52s} {full_wall:8.3f}s {full_cpu:8.3f}s")
         print(f"{f'decode {length} tokens, KV cache':52s} {fast_wall:8.3f}s {fast_cpu:8.3f}s")
         speedup_wall, speedup_cpu = full_wall / fast_wall, full_cpu / fast_cpu
         bar = f">= {KV_SPEEDUP_BAR:g}x" if length == 256 else ""
         verdict = ("PASS" if speedup_cpu >= KV_SPEEDUP_BAR else "FAIL") if length == 256 else ""
-        print(f"{f'  KV-cache speed-up at {length} tokens (identical outputs)':52s} {speedup_wall:8.1f}x "
-              f"{speedup_cpu:8.1f}x  {bar:>10s}  {verdict}")
+        print(
+            f"{f'  KV-cache speed-up at {length} tokens (identical outputs)':52s} {speedup_wall:8.1f}x "
+            f"{speedup_cpu:8.1f}x  {bar:>10s}  {verdict}"
+        )
     for name, wall, cpu, status, _ in notebook_rows:
         budget = 60 if name.endswith(("05_tiny_transformer.ipynb", "lab5_capstone.ipynb")) else 20
         verdict = status if status != "ok" else ("PASS" if cpu <= budget else "over (CPU)")

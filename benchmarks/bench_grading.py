@@ -7,6 +7,7 @@ Prints the wall-clock time, the time per submission and the machine (CPUs, load 
 and checks that every copy got full marks. The target: 30 copies of lab 1 in under two
 minutes on a 2-core laptop.
 """
+
 import argparse
 import csv
 import os
@@ -40,8 +41,21 @@ def main(argv=None):
         folder.mkdir()
         for number in range(args.copies):
             shutil.copyfile(lab.path, folder / f"learner{number:03d}.ipynb")
-        command = [sys.executable, "-m", "coursekit", "grade", lab.name, str(folder), "--out", f"{tmp}/grades.csv",
-                   "--feedback", f"{tmp}/feedback", "--jobs", str(args.jobs), "-q"]
+        command = [
+            sys.executable,
+            "-m",
+            "coursekit",
+            "grade",
+            lab.name,
+            str(folder),
+            "--out",
+            f"{tmp}/grades.csv",
+            "--feedback",
+            f"{tmp}/feedback",
+            "--jobs",
+            str(args.jobs),
+            "-q",
+        ]
         if args.solutions:
             command += ["--solutions", args.solutions]
         load_before = os.getloadavg()[0]
@@ -59,8 +73,10 @@ def main(argv=None):
     # the CPU count it is the wall time the same grading would take on an idle machine.
     print("| lab | submissions | jobs | CPUs | load before | wall time | CPU time | CPU time / CPUs | full marks |")
     print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| {lab.name} | {len(rows)} | {jobs} | {os.cpu_count()} | {load_before:.1f} | {elapsed:.1f} s "
-          f"| {cpu:.1f} s | {cpu / os.cpu_count():.1f} s | {full} / {len(rows)} |")
+    print(
+        f"| {lab.name} | {len(rows)} | {jobs} | {os.cpu_count()} | {load_before:.1f} | {elapsed:.1f} s "
+        f"| {cpu:.1f} s | {cpu / os.cpu_count():.1f} s | {full} / {len(rows)} |"
+    )
     return 0 if full == len(rows) == args.copies else 1
 
 

@@ -22,6 +22,7 @@ medians. Absolute times depend on the machine; the ratios are what to read.
 ``--check`` exits 1 unless the targets hold: fused <= 1.0 at the large shape, explicit
 <= 1.3.
 """
+
 import argparse
 import statistics
 import sys
@@ -33,8 +34,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tinyformer.interop import copy_mha_weights  # noqa: E402
-from tinyformer.multihead import MultiHeadAttention, loop_over_heads  # noqa: E402
+from tinyformer.interop import copy_mha_weights
+from tinyformer.multihead import MultiHeadAttention, loop_over_heads
 
 SHAPES = [  # (batch, seq, d_model, heads)
     (8, 256, 512, 8),
@@ -125,8 +126,10 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} interleaved rounds, "
-          "inference_mode, eval, self-attention")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} interleaved rounds, "
+        "inference_mode, eval, self-attention"
+    )
     header = f"{'shape (B, T, d_model, h)':<26} {'comparison':<29} {'ratio':>7} {'ours ms':>9} {'other ms':>9}"
     print(header)
     print("-" * len(header))
@@ -135,14 +138,18 @@ def main(argv=None):
         results[shape] = run_shape(*shape, args.repeats)
         for row, (ratio, t_ours, t_theirs) in results[shape].items():
             print(f"{str(shape):<26} {row:<29} {ratio:>7.2f} {t_ours * 1e3:>9.3f} {t_theirs * 1e3:>9.3f}")
-    print("ratio = ours / other; 'other' is nn.MultiheadAttention, except for the loop row, where it is "
-          "the batched reshape (our explicit path).")
+    print(
+        "ratio = ours / other; 'other' is nn.MultiheadAttention, except for the loop row, where it is "
+        "the batched reshape (our explicit path)."
+    )
 
     large = results[SHAPES[0]]
     fused, explicit = large["fused (need_weights=False)"][0], large["explicit (per-head weights)"][0]
     ok = fused <= TARGETS["fused"] and explicit <= TARGETS["explicit"]
-    print(f"targets at {SHAPES[0]}: fused {fused:.2f} <= {TARGETS['fused']}, explicit {explicit:.2f} <= "
-          f"{TARGETS['explicit']}: {'met' if ok else 'NOT met'}")
+    print(
+        f"targets at {SHAPES[0]}: fused {fused:.2f} <= {TARGETS['fused']}, explicit {explicit:.2f} <= "
+        f"{TARGETS['explicit']}: {'met' if ok else 'NOT met'}"
+    )
     return 0 if ok or not args.check else 1
 
 

@@ -6,6 +6,7 @@
 
 See ``coursekit/grade.py``, ``coursekit/nbgrader_export.py`` and the instructors' page (``docs/instructors.md``).
 """
+
 import argparse
 import os
 import sys
@@ -51,7 +52,10 @@ def _grade(args):
         print(f"error: {error}", file=sys.stderr)
         return 2
     settings = grade.Settings(
-        cell_timeout=args.timeout, total_timeout=args.total_timeout, memory_limit_mb=args.memory_limit, jobs=args.jobs,
+        cell_timeout=args.timeout,
+        total_timeout=args.total_timeout,
+        memory_limit_mb=args.memory_limit,
+        jobs=args.jobs,
     )
     problems = grade.environment_problems(settings)
     if problems:
@@ -61,20 +65,28 @@ def _grade(args):
     start = time.monotonic()
 
     def progress(done, total, result):
-        print(f"[{done}/{total}] {result.learner}: {grade._fmt(result.total)} / {grade._fmt(result.max_points)}"
-              + ("" if result.status == "ok" else f" ({'; '.join(result.reasons)})"), file=sys.stderr, flush=True)
+        print(
+            f"[{done}/{total}] {result.learner}: {grade._fmt(result.total)} / {grade._fmt(result.max_points)}"
+            + ("" if result.status == "ok" else f" ({'; '.join(result.reasons)})"),
+            file=sys.stderr,
+            flush=True,
+        )
 
     grades = grade.grade_all(lab, submissions, settings, progress=None if args.quiet else progress)
     grade.write_outputs(lab, grades, args.out, args.feedback, settings)
     errors = sum(result.status != "ok" for result in grades)
     no_kernel = [result.learner for result in grades if result.problem.startswith("the kernel did not start")]
-    print(f"graded {len(grades)} submission(s) of {lab.name} in {time.monotonic() - start:.0f} s: {args.out}"
-          + (f", feedback in {args.feedback}/" if args.feedback else "")
-          + (f"; {errors} with status error (see the reason column)" if errors else ""))
+    print(
+        f"graded {len(grades)} submission(s) of {lab.name} in {time.monotonic() - start:.0f} s: {args.out}"
+        + (f", feedback in {args.feedback}/" if args.feedback else "")
+        + (f"; {errors} with status error (see the reason column)" if errors else "")
+    )
     if no_kernel:
-        print(f"error: no kernel started for {len(no_kernel)} submission(s) ({', '.join(no_kernel[:5])}): "
-              "a problem of the grading environment, not of the submissions; fix it and grade them again",
-              file=sys.stderr)
+        print(
+            f"error: no kernel started for {len(no_kernel)} submission(s) ({', '.join(no_kernel[:5])}): "
+            "a problem of the grading environment, not of the submissions; fix it and grade them again",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -89,7 +101,7 @@ def _nbgrader(args):
     except nbgrader_export.ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for stem, path, points in written:
+    for _stem, path, points in written:
         print(f"{path}: {len(points)} exercises, {sum(points.values()):g} points")
     print(f"{args.out_dir}/{nbgrader_export.CONFIG_NAME}: cell timeout {timeout:g} s")
     print(f"next: cd {args.out_dir} && nbgrader generate_assignment {written[0][0]}")
@@ -103,46 +115,77 @@ def main(argv=None):
     labs_parser.add_argument("--check", action="store_true", help="exit 1 and list labs that are out of date")
     labs_parser.set_defaults(func=_labs)
     grade_parser = commands.add_parser(
-        "grade", help="grade learners' notebooks: gradebook CSV and feedback",
+        "grade",
+        help="grade learners' notebooks: gradebook CSV and feedback",
         description="Grade learners' notebooks for a lab with the instructor's tests (visible and hidden) "
-                    "from solutions/, in parallel subprocesses. Writes one CSV row per submission and "
-                    "one feedback file per learner (the file name is the learner).",
+        "from solutions/, in parallel subprocesses. Writes one CSV row per submission and "
+        "one feedback file per learner (the file name is the learner).",
     )
     grade_parser.add_argument("lab", metavar="LAB", help="lab name, e.g. lab1_attention or lab1")
-    grade_parser.add_argument("submissions", metavar="SUBMISSION", nargs="*",
-                              help="learners' .ipynb files, or folders of them")
+    grade_parser.add_argument(
+        "submissions", metavar="SUBMISSION", nargs="*", help="learners' .ipynb files, or folders of them"
+    )
     grade_parser.add_argument("--list", action="store_true", help="print the lab's exercises and points, and exit")
     grade_parser.add_argument("--out", default="grades.csv", help="gradebook CSV to write (default: grades.csv)")
-    grade_parser.add_argument("--feedback", metavar="DIR", default="feedback",
-                              help="folder for one LEARNER.md per learner (default: feedback)")
+    grade_parser.add_argument(
+        "--feedback",
+        metavar="DIR",
+        default="feedback",
+        help="folder for one LEARNER.md per learner (default: feedback)",
+    )
     grade_parser.add_argument("--timeout", type=float, default=60, help="seconds a cell may run (default: 60)")
-    grade_parser.add_argument("--total-timeout", type=float, default=600,
-                              help="seconds for one submission, re-runs included (default: 600)")
-    grade_parser.add_argument("--memory-limit", type=int, default=4096, metavar="MB",
-                              help="memory for one submission's processes, 0 for no limit (default: 4096)")
+    grade_parser.add_argument(
+        "--total-timeout", type=float, default=600, help="seconds for one submission, re-runs included (default: 600)"
+    )
+    grade_parser.add_argument(
+        "--memory-limit",
+        type=int,
+        default=4096,
+        metavar="MB",
+        help="memory for one submission's processes, 0 for no limit (default: 4096)",
+    )
     grade_parser.add_argument("--jobs", type=int, default=0, help="submissions graded at once (default: CPU count)")
-    grade_parser.add_argument("--solutions", metavar="DIR", default=None,
-                              help="folder of solution notebooks (default: the course's solutions/)")
+    grade_parser.add_argument(
+        "--solutions",
+        metavar="DIR",
+        default=None,
+        help="folder of solution notebooks (default: the course's solutions/)",
+    )
     grade_parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     grade_parser.set_defaults(func=_grade)
     nbgrader_parser = commands.add_parser(
-        "nbgrader", help="write an nbgrader course folder of the labs",
+        "nbgrader",
+        help="write an nbgrader course folder of the labs",
         description="Write OUT_DIR/source/<lab>/<lab>.ipynb for each lab with nbgrader's cell metadata "
-                    "(exercise cells: autograded answers; tests cells: autograder tests with the lab's points; "
-                    "every other cell read-only) and OUT_DIR/nbgrader_config.py. OUT_DIR must be new, empty "
-                    "or a folder written by this command. Then run nbgrader's own commands in OUT_DIR.",
+        "(exercise cells: autograded answers; tests cells: autograder tests with the lab's points; "
+        "every other cell read-only) and OUT_DIR/nbgrader_config.py. OUT_DIR must be new, empty "
+        "or a folder written by this command. Then run nbgrader's own commands in OUT_DIR.",
     )
     nbgrader_parser.add_argument("out_dir", metavar="OUT_DIR", help="the nbgrader course folder to write")
-    nbgrader_parser.add_argument("labs", metavar="LAB", nargs="*",
-                                 help="labs to export, e.g. lab1_attention or lab1 (default: every lab)")
-    nbgrader_parser.add_argument("--timeout", type=int, default=None, metavar="S",
-                                 help="seconds a cell may run under nbgrader (default: 180; the slowest lab cell takes about 24 s)")
-    nbgrader_parser.add_argument("--solutions", metavar="DIR", default=None,
-                                 help="folder of solution notebooks (default: the course's solutions/)")
+    nbgrader_parser.add_argument(
+        "labs", metavar="LAB", nargs="*", help="labs to export, e.g. lab1_attention or lab1 (default: every lab)"
+    )
+    nbgrader_parser.add_argument(
+        "--timeout",
+        type=int,
+        default=None,
+        metavar="S",
+        help="seconds a cell may run under nbgrader (default: 180; the slowest lab cell takes about 24 s)",
+    )
+    nbgrader_parser.add_argument(
+        "--solutions",
+        metavar="DIR",
+        default=None,
+        help="folder of solution notebooks (default: the course's solutions/)",
+    )
     nbgrader_parser.set_defaults(func=_nbgrader)
     for sub in (labs_parser, grade_parser, nbgrader_parser):
-        sub.add_argument("--course", metavar="DIR", default=None,
-                         help="the course folder, with solutions/ (default: the working directory or a parent of it)")
+        sub.add_argument(
+            "--course",
+            metavar="DIR",
+            default=None,
+            help="the course folder, with solutions/ (default: the working directory or a parent of it)",
+        )
     args = parser.parse_args(argv)
     from .course import COURSE_ENV, CourseNotFound, find_course
 

@@ -12,6 +12,7 @@ Labs are generated from solutions (``coursekit.labs``), which rewrites the badge
     python -m coursekit.authoring            # list notebooks whose header is not the standard one
     python -m coursekit.authoring --fix      # rewrite those headers (title kept)
 """
+
 import os
 import re
 import sys
@@ -44,7 +45,7 @@ def repository():
     prefix = "https://github.com/"
     if not url.startswith(prefix):
         raise ValueError(f"_config.yml: repository: url must be a GitHub URL, got {url!r}")
-    return url[len(prefix):], str(section.get("branch", "main"))
+    return url[len(prefix) :], str(section.get("branch", "main"))
 
 
 def book_path():
@@ -63,20 +64,32 @@ def badge_markdown(notebook_path):
     return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(notebook_path)})"
 
 
+def release_tag():
+    """The git tag of this version's release (``v0.1.0``): what a notebook's set-up cell installs
+    in Colab, so that a notebook always gets the library it was written with. The version is
+    written once, in ``tinyformer/__init__.py``; a release bumps it, reruns
+    ``python -m coursekit.authoring --fix`` and tags the commit."""
+    from tinyformer import __version__
+
+    return f"v{__version__}"
+
+
 def setup_source(seed=0):
     """The set-up cell: installs the course in Colab only (elsewhere it only seeds)."""
-    repo, branch = repository()
-    return "\n".join([
-        SETUP_MARKER,
-        "import sys",
-        'if "google.colab" in sys.modules:  # in Colab: install tinyformer and coursekit from the repository',
-        "    import importlib, subprocess",
-        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/{repo}@{branch}"], check=True)',
-        "    importlib.invalidate_caches()",
-        "",
-        "from coursekit.notebook import seed_everything",
-        f"SEED = seed_everything({seed})  # random, numpy and torch: every run prints the same numbers",
-    ])
+    repo, _ = repository()
+    return "\n".join(
+        [
+            SETUP_MARKER,
+            "import sys",
+            'if "google.colab" in sys.modules:  # in Colab: install tinyformer and coursekit from the repository',
+            "    import importlib, subprocess",
+            f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+https://github.com/{repo}@{release_tag()}"], check=True)',
+            "    importlib.invalidate_caches()",
+            "",
+            "from coursekit.notebook import seed_everything",
+            f"SEED = seed_everything({seed})  # random, numpy and torch: every run prints the same numbers",
+        ]
+    )
 
 
 def header_cells(notebook_path, title, seed=0):
@@ -122,10 +135,16 @@ def header_problems(nb, notebook_path):
 def fix_header(nb, notebook_path):
     """Rewrite ``nb``'s title cell badge and set-up cell to the standard ones (in place)."""
     first = nb.cells[0] if nb.cells else None
-    title_match = re.match(r"#\s+(.+)", first.source.lstrip()) if first is not None and first.cell_type == "markdown" else None
+    title_match = (
+        re.match(r"#\s+(.+)", first.source.lstrip()) if first is not None and first.cell_type == "markdown" else None
+    )
     if title_match:
-        rest = re.sub(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\s*", "", first.source.lstrip()[title_match.end():]).strip()
-        first.source = f"# {title_match.group(1).strip()}\n\n{badge_markdown(notebook_path)}" + (f"\n\n{rest}" if rest else "")
+        rest = re.sub(
+            r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\s*", "", first.source.lstrip()[title_match.end() :]
+        ).strip()
+        first.source = f"# {title_match.group(1).strip()}\n\n{badge_markdown(notebook_path)}" + (
+            f"\n\n{rest}" if rest else ""
+        )
     else:
         title = Path(notebook_path).stem.replace("_", " ")
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}\n\n{badge_markdown(notebook_path)}"))

@@ -2,6 +2,7 @@
 
 Every failure says what was expected, what came back, where they differ, and a hint.
 """
+
 import torch
 
 # The weight converters are subject code (tinyformer.interop); re-exported for the notebooks.
@@ -91,7 +92,7 @@ def check_raises(fn, exception, name, must_mention=(), hint=None):
         if missing:
             _fail(name, f"the {exception.__name__} says {message!r}, which does not mention {missing}", hint)
         return
-    except Exception as error:  # noqa: BLE001 - the learner raised the wrong kind of error
+    except Exception as error:
         _fail(name, f"expected {exception.__name__}, got {type(error).__name__}: {error}", hint)
     _fail(name, f"expected {exception.__name__}, but nothing was raised", hint)
 
@@ -130,7 +131,7 @@ def check_close_or_name(got, expected, name="output", mistakes=(), atol=1e-5, rt
         for what, value, why in mistakes:
             try:
                 value = value() if callable(value) else value
-            except Exception:  # noqa: BLE001 - a mistake that cannot happen on these inputs
+            except Exception:
                 continue
             if matches(got, value, atol=atol, rtol=rtol):
                 _fail(name, f"wrong values; they match what you get with {what}", why)
@@ -153,16 +154,24 @@ def describe(value):
 def _why(error):
     """What a raw PyTorch error usually means, for a learner."""
     text = str(error)
-    if ("must match the size" in text or "shapes cannot be multiplied" in text or "size mismatch" in text
-            or "Expected size for first two dimensions" in text):
-        return ("two tensors have shapes that do not fit together: print the shapes inside your function; "
-                "transpose only the last two dimensions (transpose(-2, -1), not .T) and check which "
-                "dimension each step works on")
+    if (
+        "must match the size" in text
+        or "shapes cannot be multiplied" in text
+        or "size mismatch" in text
+        or "Expected size for first two dimensions" in text
+    ):
+        return (
+            "two tensors have shapes that do not fit together: print the shapes inside your function; "
+            "transpose only the last two dimensions (transpose(-2, -1), not .T) and check which "
+            "dimension each step works on"
+        )
     if "tuple of ints" in text and "float" in text:
         return "a size must be a whole number: divide with // (integer division), not /"
     if "is invalid for input of size" in text:
-        return ("the sizes asked for do not multiply to the tensor's number of elements: derive them from the "
-                "tensor's own shape and the arguments instead of hard-coding them")
+        return (
+            "the sizes asked for do not multiply to the tensor's number of elements: derive them from the "
+            "tensor's own shape and the arguments instead of hard-coding them"
+        )
     if "view size is not compatible" in text:
         return "after a transpose the memory is not row by row: use reshape (or .contiguous().view)"
     if "not iterable" in text or "cannot unpack" in text or "too many values to unpack" in text:
@@ -184,7 +193,7 @@ def call(fn, *args, name=None, hint=None, **kwargs):
         return fn(*args, **kwargs)
     except (CheckError, NotImplementedError):
         raise
-    except Exception as error:  # noqa: BLE001 - any error inside learner code becomes a course message
+    except Exception as error:
         shown = [describe(arg) for arg in args] + [f"{key}={describe(value)}" for key, value in kwargs.items()]
         label = name or f"{getattr(fn, '__qualname__', getattr(fn, '__name__', 'the call'))}({', '.join(shown)})"
         first_line = (str(error).strip().splitlines() or [""])[0]
@@ -198,7 +207,7 @@ def _forbidden_label(target):
     label = target[: -len(".forward")] if target.endswith(".forward") else target
     for long, short in (("torch.nn.functional.", "F."), ("torch.nn.", "nn.")):
         if label.startswith(long):
-            return short + label[len(long):]
+            return short + label[len(long) :]
     return label
 
 
@@ -255,8 +264,12 @@ def forbidding(*targets, name, hint=None, functions=()):
                         pass
                 for bound_name, value in seen.items():
                     if value is not None and id(value) in originals:
-                        _fail(name, f"your answer uses {originals[id(value)]} (under the name {bound_name!r}), "
-                              "which this exercise asks you to write yourself", hint)
+                        _fail(
+                            name,
+                            f"your answer uses {originals[id(value)]} (under the name {bound_name!r}), "
+                            "which this exercise asks you to write yourself",
+                            hint,
+                        )
             yield
         finally:
             for owner, attribute, original, own in reversed(swapped):

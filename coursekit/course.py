@@ -10,6 +10,7 @@ site-packages, far from any course.
 The modules a learner's notebook imports (``checks``, ``plots``, ``widgets``, ``notebook``)
 never use this module.
 """
+
 import os
 from pathlib import Path
 

@@ -31,6 +31,7 @@ Policies (documented for instructors in ``docs/instructors.md``):
   learner cell that runs before the exercise's tests) and at run time (the object the
   exercise defines comes from a ``tinyformer`` module, or subclasses its namesake there).
 """
+
 import ast
 import csv
 import io
@@ -112,11 +113,15 @@ def environment_problems(settings):
     missing = [name for name in GRADING_NEEDS if importlib.util.find_spec(name) is None]
     problems = []
     if missing:
-        problems.append(f"{', '.join(missing)} not installed: grading runs every submission in a kernel under "
-                        "pytest and nbval (pip install 'attention-head-by-head[grade]')")
+        problems.append(
+            f"{', '.join(missing)} not installed: grading runs every submission in a kernel under "
+            "pytest and nbval (pip install 'attention-head-by-head[grade]')"
+        )
     if settings.memory_limit_mb and importlib.util.find_spec("psutil") is None:
-        problems.append("psutil not installed: --memory-limit cannot be enforced "
-                        "(pip install psutil, or pass --memory-limit 0 to grade without one)")
+        problems.append(
+            "psutil not installed: --memory-limit cannot be enforced "
+            "(pip install psutil, or pass --memory-limit 0 to grade without one)"
+        )
     return problems
 
 
@@ -168,10 +173,18 @@ def load_lab(name, solutions_dir=None):
         info = cell_info(cell)
         if cell.cell_type == "code" and info.get("role") == "solution":
             tests_cell, points = tests[info["exercise"]]
-            exercises.append(Exercise(
-                info["exercise"], points, len(exercises), cell.source, tests_cell.source,
-                cell.get("id", ""), tests_cell.get("id", ""), defined_names(cell.source, info["exercise"]),
-            ))
+            exercises.append(
+                Exercise(
+                    info["exercise"],
+                    points,
+                    len(exercises),
+                    cell.source,
+                    tests_cell.source,
+                    cell.get("id", ""),
+                    tests_cell.get("id", ""),
+                    defined_names(cell.source, info["exercise"]),
+                )
+            )
     provided.pop("", None)
     return Lab(path.stem, path, notebook, exercises, provided, provided_sources)
 
@@ -224,7 +237,7 @@ def read_submission(path, lab):
             import nbformat
 
             notebook = json.loads(nbformat.writes(nbformat.reads(data.decode("utf-8-sig"), as_version=4)))
-        except Exception:  # noqa: BLE001 - whatever nbformat makes of it, it is not a notebook
+        except Exception:
             raise SubmissionError("not a notebook") from None
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
         raise SubmissionError("not a notebook")
@@ -270,7 +283,7 @@ def _python_source(source):
         from IPython.core.inputtransformer2 import TransformerManager
 
         return TransformerManager().transform_cell(source)
-    except Exception:  # noqa: BLE001 - IPython missing, or its transformer gave up
+    except Exception:
         return source
 
 
@@ -341,7 +354,9 @@ def tinyformer_uses(source, aliases=None):
             called = function.id if isinstance(function, ast.Name) else getattr(function, "attr", None)
             if called in ("__import__", "import_module"):
                 first = node.args[0] if node.args else None
-                if not (isinstance(first, ast.Constant) and isinstance(first.value, str)) or _is_tinyformer(first.value):
+                if not (isinstance(first, ast.Constant) and isinstance(first.value, str)) or _is_tinyformer(
+                    first.value
+                ):
                     opaque = True
         elif isinstance(node, ast.Constant) and _is_tinyformer(node.value):
             opaque = True
@@ -379,7 +394,7 @@ except Exception:
     pass
 """
 
-PROBE = '''# Added by the grader (not part of the lab): after the tests of {name!r}.
+PROBE = """# Added by the grader (not part of the lab): after the tests of {name!r}.
 def __coursekit_after(name, targets, reference):
     namespace = globals()
 
@@ -402,7 +417,7 @@ def __coursekit_after(name, targets, reference):
 
 __coursekit_after({name!r}, {targets!r}, {reference!r})
 del __coursekit_after
-'''
+"""
 
 
 def _placement(lab, cells):
@@ -419,7 +434,9 @@ def _placement(lab, cells):
         cell = exercise_cells.get(exercise.name)
         if cell is not None:
             anchors.append((exercise.order, 0, cell.position, exercise.name))
-            anchors.append((exercise.order, 1, max(tests_at.get(exercise.name, cell.position), cell.position), exercise.name))
+            anchors.append(
+                (exercise.order, 1, max(tests_at.get(exercise.name, cell.position), cell.position), exercise.name)
+            )
     extras = {}
     for cell in cells:
         if cell.kind != "extra":
@@ -473,10 +490,13 @@ def build_graded(lab, cells, neutralized=(), dropped=()):
             reference = exercise.reference if exercise.order < len(lab.exercises) - 1 else None
             probe = PROBE.format(name=name, targets=exercise.targets, reference=reference, flag=TINYFORMER_FLAG)
             add(probe, Slot("probe", name))
-    notebook = new_notebook(cells=graded, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    })
+    notebook = new_notebook(
+        cells=graded,
+        metadata={
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+    )
     nbformat.validate(notebook)
     return notebook, slots
 
@@ -565,7 +585,11 @@ def _crash(run, slots):
         if result.kind == "kernel_died":
             return index, "kernel_died"
         following = run.cells.get(index + 1)
-        if result.kind == "timeout" and (index + 1 < len(slots)) and (following is None or following.kind == "kernel_dead"):
+        if (
+            result.kind == "timeout"
+            and (index + 1 < len(slots))
+            and (following is None or following.kind == "kernel_dead")
+        ):
             return index, "timeout"
     if missing and missing[0] > 0:  # pytest itself stopped (it crashed or was killed)
         return missing[0], "kernel_died"
@@ -598,9 +622,11 @@ def grade_submission(lab, path, settings=None, threads=None):
             notebook, slots = build_graded(lab, cells, neutralized, dropped)
             nbformat.write(notebook, notebook_path)
             run = run_notebook(
-                notebook_path, cell_timeout=settings.cell_timeout,
+                notebook_path,
+                cell_timeout=settings.cell_timeout,
                 total_timeout=max(1.0, deadline - time.monotonic()),
-                memory_limit_mb=settings.memory_limit_mb, threads=threads,
+                memory_limit_mb=settings.memory_limit_mb,
+                threads=threads,
             )
             started = run.cells and run.cells[min(run.cells)].kind != "no_kernel"
             if not started and run.status == "finished":
@@ -682,7 +708,8 @@ def collect_submissions(paths):
         path = Path(given)
         if path.is_dir():
             notebooks = sorted(
-                child for child in path.iterdir()
+                child
+                for child in path.iterdir()
                 if child.suffix == ".ipynb" and child.is_file() and not child.name.startswith(".")
             )
             if not notebooks:
@@ -717,7 +744,7 @@ def grade_all(lab, submissions, settings=None, progress=None):
             path = futures[future]
             try:
                 grade = future.result()
-            except Exception as error:  # noqa: BLE001 - a grader bug must not lose the other rows
+            except Exception as error:
                 grade = Grade(path.stem, lab.name, [ExerciseResult(e.name, 0, e.points) for e in lab.exercises])
                 grade.status, grade.problem = "error", f"the grader failed: {type(error).__name__}: {error}"
                 grade.reasons = ["the grader failed"]
@@ -738,10 +765,16 @@ def gradebook_csv(lab, grades):
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["learner", *(exercise.name for exercise in lab.exercises), "total", "max", "status", "reason"])
     for grade in sorted(grades, key=lambda grade: grade.learner):
-        writer.writerow([
-            grade.learner, *(_fmt(result.points) for result in grade.exercises), _fmt(grade.total),
-            _fmt(lab.max_points), grade.status, "; ".join(grade.reasons),
-        ])
+        writer.writerow(
+            [
+                grade.learner,
+                *(_fmt(result.points) for result in grade.exercises),
+                _fmt(grade.total),
+                _fmt(lab.max_points),
+                grade.status,
+                "; ".join(grade.reasons),
+            ]
+        )
     return out.getvalue()
 
 
@@ -780,20 +813,27 @@ def feedback_markdown(lab, grade, settings=None):
     if grade.problem:
         lines += [f"**Score: 0 / {_fmt(lab.max_points)}.** Your notebook could not be graded: {grade.problem}.", ""]
         if grade.problem.startswith(("the kernel", "the grader")):
-            lines += ["This is a problem on the grader's side, not in your notebook: your instructor will "
-                      "grade it again.", ""]
+            lines += [
+                "This is a problem on the grader's side, not in your notebook: your instructor will grade it again.",
+                "",
+            ]
         else:
-            lines += ["Submit the `.ipynb` file of the lab itself, as saved by Jupyter or Colab "
-                      "(in Colab: File > Download > Download .ipynb).", ""]
+            lines += [
+                "Submit the `.ipynb` file of the lab itself, as saved by Jupyter or Colab "
+                "(in Colab: File > Download > Download .ipynb).",
+                "",
+            ]
         return "\n".join(lines)
     lines += [f"**Score: {_fmt(grade.total)} / {_fmt(lab.max_points)}**", ""]
     lines += ["| Exercise | Result | Points |", "| --- | --- | --- |"]
     for result in grade.exercises:
         lines.append(f"| `{result.name}` | {_verdict(result)} | {_fmt(result.points)} / {_fmt(result.max_points)} |")
     lines += [
-        "", "Each exercise is graded on its own, with the instructor's tests (the ones you saw and hidden "
+        "",
+        "Each exercise is graded on its own, with the instructor's tests (the ones you saw and hidden "
         "ones). Where an exercise builds on an earlier one that did not pass, it was tested with the "
-        "reference solution of the earlier one.", "",
+        "reference solution of the earlier one.",
+        "",
     ]
     for result in grade.exercises:
         lines += [f"## `{result.name}`: {_verdict(result)} ({_fmt(result.points)} / {_fmt(result.max_points)})", ""]
@@ -811,8 +851,12 @@ def _verdict(result):
     if result.tinyformer:
         return "uses tinyformer"
     if result.event:
-        return {"timeout": "timed out", "total_timeout": "timed out", "kernel_died": "crashed",
-                "memory": "out of memory"}[result.event]
+        return {
+            "timeout": "timed out",
+            "total_timeout": "timed out",
+            "kernel_died": "crashed",
+            "memory": "out of memory",
+        }[result.event]
     return "passed" if result.passed else "not passed"
 
 
@@ -822,22 +866,32 @@ def _explain(result, settings):
         return [
             "No cell for this exercise was found in your notebook (the grader recognises it by its "
             "metadata, not by its position). Did you delete it? Copy the exercise cell back from a "
-            "fresh copy of the lab and fill it in again.", "",
+            "fresh copy of the lab and fill it in again.",
+            "",
         ]
     if result.event in ("timeout", "total_timeout"):
-        lines += [f"Your code for this exercise did not finish in time ({_fmt(settings.cell_timeout)} s a "
-                  "cell), so it was stopped. Look for a loop that never ends.", ""]
+        lines += [
+            f"Your code for this exercise did not finish in time ({_fmt(settings.cell_timeout)} s a "
+            "cell), so it was stopped. Look for a loop that never ends.",
+            "",
+        ]
     elif result.event == "kernel_died":
-        lines += ["Your code for this exercise made Python exit or crash (for example `exit()`, "
-                  "`os._exit()`, or a crash in native code), so it was left out and the other exercises "
-                  "were graded without it.", ""]
+        lines += [
+            "Your code for this exercise made Python exit or crash (for example `exit()`, "
+            "`os._exit()`, or a crash in native code), so it was left out and the other exercises "
+            "were graded without it.",
+            "",
+        ]
     elif result.event == "memory":
         lines += [f"Your code used more than {settings.memory_limit_mb} MB of memory, so it was stopped.", ""]
     if result.tinyformer:
-        lines += ["Your answer uses the reference implementation from `tinyformer`; an exercise answered "
-                  "with the reference scores nothing. Write it yourself (later labs may import earlier "
-                  "components from `tinyformer`, never the one the exercise asks for)."
-                  + (" Its tests passed." if result.passed else ""), ""]
+        lines += [
+            "Your answer uses the reference implementation from `tinyformer`; an exercise answered "
+            "with the reference scores nothing. Write it yourself (later labs may import earlier "
+            "components from `tinyformer`, never the one the exercise asks for)."
+            + (" Its tests passed." if result.passed else ""),
+            "",
+        ]
     if result.cell_error:
         lines += ["Your exercise cell raised an error when it ran:", "", _block(_clean(result.cell_error)), ""]
     if result.tests_error and not result.passed:

@@ -13,9 +13,8 @@ metadata (``metadata["coursekit"]``):
 Outputs are cleared; cell ids and metadata are kept, so the grader can match cells by
 metadata whatever a learner does to their order.
 """
+
 import copy
-import json
-import re
 from pathlib import Path
 
 import nbformat
@@ -93,8 +92,11 @@ def make_lab(solution_nb, nb_name="notebook"):
             if has_hidden:
                 raise LabError(f"{where}: hidden tests belong in the exercise's tests cell")
             source = _replace_blocks(
-                source, BEGIN_SOLUTION, END_SOLUTION,
-                lambda indent: [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError()"], where,
+                source,
+                BEGIN_SOLUTION,
+                END_SOLUTION,
+                lambda indent: [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError()"],
+                where,
             )
         elif role == "tests":
             if has_solution:

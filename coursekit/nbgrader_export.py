@@ -22,6 +22,7 @@ Like nbgrader's preprocessors, the export is a list of small steps (:data:`STEPS
 function ``step(notebook, context)`` that changes the notebook in place or raises
 :class:`ExportError`.
 """
+
 import copy
 import re
 from dataclasses import dataclass
@@ -70,8 +71,14 @@ def _where(context, index, cell):
 
 def nbgrader_metadata(grade_id, *, solution=False, grade=False, locked=False, points=None):
     """A cell's ``metadata["nbgrader"]`` in nbgrader's schema version 3."""
-    meta = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": SCHEMA_VERSION,
-            "solution": solution, "task": False}
+    meta = {
+        "grade": grade,
+        "grade_id": grade_id,
+        "locked": locked,
+        "schema_version": SCHEMA_VERSION,
+        "solution": solution,
+        "task": False,
+    }
     if grade:
         meta["points"] = points
     return meta
@@ -138,8 +145,9 @@ def mark_tests(nb, context):
         points = info["points"]
         if isinstance(points, bool) or not isinstance(points, (int, float)) or points < 0:
             raise ExportError(f"{_where(context, index, cell)}: points must be a number >= 0, got {points!r}")
-        cell.metadata["nbgrader"] = nbgrader_metadata(tests_id(info["exercise"]), grade=True, locked=True,
-                                                      points=points)
+        cell.metadata["nbgrader"] = nbgrader_metadata(
+            tests_id(info["exercise"]), grade=True, locked=True, points=points
+        )
 
 
 def lock_other_cells(nb, context):
@@ -155,11 +163,15 @@ def check_grade_ids(nb, context):
     for index, cell in enumerate(nb.cells):
         grade_id = cell.metadata["nbgrader"]["grade_id"]
         if not GRADE_ID.match(grade_id):
-            raise ExportError(f"{_where(context, index, cell)}: grade_id {grade_id!r} has characters nbgrader "
-                              "does not allow (letters, digits, '_' and '-' only)")
+            raise ExportError(
+                f"{_where(context, index, cell)}: grade_id {grade_id!r} has characters nbgrader "
+                "does not allow (letters, digits, '_' and '-' only)"
+            )
         if grade_id in seen:
-            raise ExportError(f"{_where(context, index, cell)}: grade_id {grade_id!r} is also the one of cell "
-                              f"{seen[grade_id]} (an exercise with two exercise or two tests cells?)")
+            raise ExportError(
+                f"{_where(context, index, cell)}: grade_id {grade_id!r} is also the one of cell "
+                f"{seen[grade_id]} (an exercise with two exercise or two tests cells?)"
+            )
         seen[grade_id] = index
 
 
@@ -198,8 +210,10 @@ def check_release_matches_lab(nb, context):
             allowed = meta["solution"] if words in NBGRADER_SOLUTION else meta["grade"]
             found = [number for number, line in enumerate(cell.source.split("\n"), 1) if words in line]
             if found and not allowed:
-                raise ExportError(f"{_where(context, index, cell)}: line {found[0]} contains {words!r}, which "
-                                  "nbgrader reads as a marker and refuses in this cell; reword it")
+                raise ExportError(
+                    f"{_where(context, index, cell)}: line {found[0]} contains {words!r}, which "
+                    "nbgrader reads as a marker and refuses in this cell; reword it"
+                )
         if cell.cell_type != "code":
             continue
         released = released_source(cell.source)
@@ -211,8 +225,16 @@ def check_release_matches_lab(nb, context):
             )
 
 
-STEPS = (clear_outputs, check_cell_ids, markdown_as_in_lab, mark_answers, mark_tests, lock_other_cells,
-         check_grade_ids, check_release_matches_lab)
+STEPS = (
+    clear_outputs,
+    check_cell_ids,
+    markdown_as_in_lab,
+    mark_answers,
+    mark_tests,
+    lock_other_cells,
+    check_grade_ids,
+    check_release_matches_lab,
+)
 
 
 def to_nbgrader(solution_nb, nb_name="notebook.ipynb"):
@@ -231,7 +253,7 @@ def to_nbgrader(solution_nb, nb_name="notebook.ipynb"):
 
 
 def config_text(cell_timeout=CELL_TIMEOUT):
-    return f'''{CONFIG_MARK}; running it again rewrites this file.
+    return f"""{CONFIG_MARK}; running it again rewrites this file.
 # Put settings of your own (course_id, the exchange) in ~/.jupyter/nbgrader_config.py instead.
 c = get_config()  # noqa: F821 (nbgrader defines it)
 
@@ -239,7 +261,7 @@ c = get_config()  # noqa: F821 (nbgrader defines it)
 # cell of the solutions, lab 5's training, takes about 24 s on an idle 2-core machine and three
 # times that on a loaded one; a cell that runs out of time scores 0, so leave room to spare.
 c.Execute.timeout = {cell_timeout:d}
-'''
+"""
 
 
 # --------------------------------------------------------------------------------------
@@ -258,8 +280,10 @@ def check_out_dir(out_dir):
     config = out_dir / CONFIG_NAME
     if config.is_file() and config.read_text(encoding="utf-8").startswith(CONFIG_MARK):
         return
-    raise ExportError(f"{out_dir} already holds files that are not a course folder written by "
-                      f"`python -m coursekit nbgrader` (no {CONFIG_NAME} of ours): give a new or empty folder")
+    raise ExportError(
+        f"{out_dir} already holds files that are not a course folder written by "
+        f"`python -m coursekit nbgrader` (no {CONFIG_NAME} of ours): give a new or empty folder"
+    )
 
 
 def export(out_dir, lab_names=(), solutions_dir=None, cell_timeout=CELL_TIMEOUT):

@@ -18,6 +18,7 @@ plugin:
   ports: kernels started at the same moment by parallel runs can otherwise pick the same
   free port, and one of them then never answers ("Kernel didn't respond in 60 seconds").
 """
+
 import json
 import os
 import re
@@ -42,10 +43,7 @@ KERNEL_DIED = "the kernel died while running this cell"
 # Run pytest with ``rfc3987_syntax`` blocked: jsonschema (imported by nbformat, imported by
 # nbval) otherwise builds an IRI grammar at import, about 1.5 s of CPU per run for a check
 # that notebook validation never uses.
-_BOOT = (
-    "import sys; sys.modules.setdefault('rfc3987_syntax', None); import pytest; "
-    "sys.exit(pytest.main(sys.argv[1:]))"
-)
+_BOOT = "import sys; sys.modules.setdefault('rfc3987_syntax', None); import pytest; sys.exit(pytest.main(sys.argv[1:]))"
 
 
 def strip_ansi(text):
@@ -109,9 +107,23 @@ def run_notebook(notebook_path, cell_timeout=60, total_timeout=600, cwd=None, me
         ini.write_text("[pytest]\n")  # isolate from the repository's pytest.ini (no xdist, no testpaths)
         results_path, log_path = tmp / "results.jsonl", tmp / "pytest.log"
         command = [
-            sys.executable, "-c", _BOOT, "-c", str(ini), "-p", "no:cacheprovider", "-p", "nbval.plugin",
-            "-p", "coursekit.nbrun", "-q", "--tb=no", "--nbval-lax", "--nbval-current-env",
-            f"--nbval-cell-timeout={cell_timeout}", str(notebook_path),
+            sys.executable,
+            "-c",
+            _BOOT,
+            "-c",
+            str(ini),
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "nbval.plugin",
+            "-p",
+            "coursekit.nbrun",
+            "-q",
+            "--tb=no",
+            "--nbval-lax",
+            "--nbval-current-env",
+            f"--nbval-cell-timeout={cell_timeout}",
+            str(notebook_path),
         ]
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
         env[RESULTS_ENV], env[CELL_TIMEOUT_ENV] = str(results_path), str(cell_timeout)
@@ -123,8 +135,13 @@ def run_notebook(notebook_path, cell_timeout=60, total_timeout=600, cwd=None, me
         status, returncode = "finished", None
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                command, cwd=cwd or notebook_path.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                command,
+                cwd=cwd or notebook_path.parent,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
             try:
                 status, returncode = _supervise(process, start + total_timeout, memory_limit_mb)
@@ -139,7 +156,11 @@ def run_notebook(notebook_path, cell_timeout=60, total_timeout=600, cwd=None, me
                 continue
             index = code_cells[number]
             result.cells[index] = CellResult(
-                index, record["kind"] == "passed", record.get("message", ""), record["kind"], record.get("error", ""),
+                index,
+                record["kind"] == "passed",
+                record.get("message", ""),
+                record["kind"],
+                record.get("error", ""),
             )
     return result
 
@@ -176,7 +197,7 @@ def _descendants(pid):
         import psutil
 
         return [child.pid for child in psutil.Process(pid).children(recursive=True)]
-    except Exception:  # noqa: BLE001 - psutil missing or the process is gone
+    except Exception:
         return []
 
 
@@ -192,7 +213,7 @@ def _memory_mb(pid):
             except psutil.Error:
                 pass
         return total / 2**20
-    except Exception:  # noqa: BLE001 - psutil missing or the process is gone
+    except Exception:
         return 0.0
 
 
@@ -306,6 +327,7 @@ def _patch_nbval(cell_timeout):
 
     ipc = os.environ.get(IPC_ENV)
     if ipc:
+
         class IpcKernelManager(nbval_kernel.KernelManager):
             def __init__(self, **kwargs):
                 super().__init__(transport="ipc", ip=ipc, **kwargs)

@@ -1,4 +1,5 @@
 """What every notebook does first: seed everything, run on the CPU."""
+
 import random
 
 import numpy as np

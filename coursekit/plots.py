@@ -9,6 +9,7 @@ and moved to the CPU here.
 Conventions: attention weights are ``(q_len, k_len)``, rows are queries, columns are keys,
 as in the rest of the course.
 """
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -26,8 +27,18 @@ def _new_ax(ax, figsize):
     return ax
 
 
-def plot_attention(weights, row_labels=None, col_labels=None, ax=None, title=None, annotate=None,
-                   cmap="Blues", vmin=0.0, vmax=1.0, colorbar=False):
+def plot_attention(
+    weights,
+    row_labels=None,
+    col_labels=None,
+    ax=None,
+    title=None,
+    annotate=None,
+    cmap="Blues",
+    vmin=0.0,
+    vmax=1.0,
+    colorbar=False,
+):
     """Heatmap of one attention matrix: row ``i`` is how query ``i`` spreads its attention.
 
     Args:
@@ -47,8 +58,10 @@ def plot_attention(weights, row_labels=None, col_labels=None, ax=None, title=Non
     while weights.ndim > 2 and weights.shape[0] == 1:
         weights = weights[0]
     if weights.ndim != 2:
-        raise ValueError(f"plot_attention draws one (q_len, k_len) matrix, got shape {weights.shape}; "
-                         "pick a batch element and a head first, e.g. weights[0, head]")
+        raise ValueError(
+            f"plot_attention draws one (q_len, k_len) matrix, got shape {weights.shape}; "
+            "pick a batch element and a head first, e.g. weights[0, head]"
+        )
     q_len, k_len = weights.shape
     ax = _new_ax(ax, (0.5 * k_len + 1.5, 0.5 * q_len + 1.0))
     image = ax.imshow(weights, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
@@ -67,8 +80,15 @@ def plot_attention(weights, row_labels=None, col_labels=None, ax=None, title=Non
         for i in range(q_len):
             for j in range(k_len):
                 value = weights[i, j]
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
-                        color="white" if value > middle else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if value > middle else "black",
+                )
     if colorbar:
         ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     if title:
@@ -76,8 +96,7 @@ def plot_attention(weights, row_labels=None, col_labels=None, ax=None, title=Non
     return ax
 
 
-def plot_attention_heads(weights, row_labels=None, col_labels=None, titles=None, suptitle=None, size=2.6,
-                         **kwargs):
+def plot_attention_heads(weights, row_labels=None, col_labels=None, titles=None, suptitle=None, size=2.6, **kwargs):
     """One heatmap per head, side by side, from ``(heads, q_len, k_len)`` weights.
 
     A leading batch dimension of size 1 is dropped. ``titles`` defaults to ``head 1``,
@@ -92,8 +111,9 @@ def plot_attention_heads(weights, row_labels=None, col_labels=None, titles=None,
     fig, axes = plt.subplots(1, heads, figsize=(size * heads + 0.5, size), squeeze=False)
     titles = titles or [f"head {i + 1}" for i in range(heads)]
     for head, ax in enumerate(axes[0]):
-        plot_attention(weights[head], row_labels if head == 0 else None, col_labels, ax=ax, title=titles[head],
-                       **kwargs)
+        plot_attention(
+            weights[head], row_labels if head == 0 else None, col_labels, ax=ax, title=titles[head], **kwargs
+        )
         if head:
             ax.set_ylabel("")
             ax.set_yticklabels([])
@@ -150,8 +170,17 @@ def smooth(values, window):
     return (sums[1:] - sums[np.arange(1, len(values) + 1) - counts]) / counts
 
 
-def plot_loss_curves(curves, ax=None, title=None, xlabel="training step", ylabel="loss", window=1, logy=False,
-                     baseline=None, baseline_label=None):
+def plot_loss_curves(
+    curves,
+    ax=None,
+    title=None,
+    xlabel="training step",
+    ylabel="loss",
+    window=1,
+    logy=False,
+    baseline=None,
+    baseline_label=None,
+):
     """Several training curves on one axes, to compare runs.
 
     Args:

@@ -13,6 +13,7 @@ that every picture carries alt text. Alt text comes, in order of preference, fro
 ``set_alt(fig, text)`` called in the drawing function, from ``frame_slider``'s ``alt``
 argument, or is made up from the figure's titles and axis labels plus the control's value.
 """
+
 import base64
 import html
 import io
@@ -98,7 +99,9 @@ def _frame(draw, v, description, label, labelled, alt, dpi):
     readout = _readout_text(description, label, labelled)
     given = alt(v) if callable(alt) else (alt.format(value=v, label=label) if alt else None)
     text = _alt_for(fig, given, readout)
-    return widgets.HTML(value=f'<div class="ck-readout">{html.escape(readout)}</div>' + picture_html(fig, text, dpi=dpi))
+    return widgets.HTML(
+        value=f'<div class="ck-readout">{html.escape(readout)}</div>' + picture_html(fig, text, dpi=dpi)
+    )
 
 
 def frame_slider(draw, values, description, value=None, readout_labels=None, *, alt=None, dpi=80):
@@ -128,8 +131,13 @@ def frame_slider(draw, values, description, value=None, readout_labels=None, *, 
     tabs.add_class("ck-picture")
     start = values.index(value) if value in values else 0
     slider = widgets.IntSlider(
-        value=start, min=0, max=len(values) - 1, description=description, readout=False,
-        continuous_update=True, layout=widgets.Layout(width="420px"),
+        value=start,
+        min=0,
+        max=len(values) - 1,
+        description=description,
+        readout=False,
+        continuous_update=True,
+        layout=widgets.Layout(width="420px"),
         style={"description_width": "initial"},
     )
     slider.add_class("ck-frame-slider")

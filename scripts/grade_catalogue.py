@@ -11,6 +11,7 @@ answer must score 0 for its exercise, a correct one full points, the reference f
 
 Exits 1 if any exercise's points disagree with the catalogue (CI runs it as its own step).
 """
+
 import argparse
 import re
 import sys
@@ -32,8 +33,11 @@ from tests.catalogue import answers_of, catalogue_labs  # noqa: E402
 def submissions_for(solution_path):
     """``[(notebook, {exercise: answer or None})]``: one notebook per row of answers (None: the reference)."""
     solution = nbformat.read(solution_path, as_version=4)
-    references = {cell_info(cell)["exercise"]: cell.source for cell in solution.cells
-                  if cell.cell_type == "code" and cell_info(cell).get("role") == "solution"}
+    references = {
+        cell_info(cell)["exercise"]: cell.source
+        for cell in solution.cells
+        if cell.cell_type == "code" and cell_info(cell).get("role") == "solution"
+    }
     by_exercise = {name: [] for name in references}
     for answer in answers_of(solution_path.stem):
         by_exercise[answer.exercise].append(answer)
@@ -83,10 +87,15 @@ def check_lab(solution_path, settings, keep=None):
                 wrong += not answer.correct
             want = exercise.max_points if full else 0
             if exercise.points != want:
-                disagreements.append(f"{solution_path.stem} {result.learner} {label}: {exercise.points:g} points, "
-                                     f"expected {want:g} ({'; '.join(result.reasons) or exercise.tests_error[-300:]})")
-    print(f"{solution_path.stem}: {wrong} wrong and {right} correct answers in {len(rows)} submissions, "
-          f"graded in {seconds:.0f} s: {len(disagreements)} disagreement(s)", flush=True)
+                disagreements.append(
+                    f"{solution_path.stem} {result.learner} {label}: {exercise.points:g} points, "
+                    f"expected {want:g} ({'; '.join(result.reasons) or exercise.tests_error[-300:]})"
+                )
+    print(
+        f"{solution_path.stem}: {wrong} wrong and {right} correct answers in {len(rows)} submissions, "
+        f"graded in {seconds:.0f} s: {len(disagreements)} disagreement(s)",
+        flush=True,
+    )
     for line in disagreements:
         print("  " + line)
     return disagreements

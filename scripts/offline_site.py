@@ -13,6 +13,7 @@
    frames, fonts) loaded from another host; each one is a warning, so
    ``jupyter-book build -W`` fails on it.
 """
+
 import re
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def external_resources(html_text):
     found = []
     for match in _EXTERNAL.finditer(html_text):
         end = html_text.find(">", match.end())
-        found.append(html_text[match.start(): end + 1 if end != -1 else match.end() + 80][:200])
+        found.append(html_text[match.start() : end + 1 if end != -1 else match.end() + 80][:200])
     return found
 
 
@@ -88,7 +89,10 @@ def check_offline(app, exception):
         for snippet in external_resources(page.read_text(encoding="utf-8", errors="replace")):
             logger.warning(
                 "%s loads a resource from another host, so the site would not work offline: %s",
-                page.relative_to(outdir), snippet, type="offline", subtype="external",
+                page.relative_to(outdir),
+                snippet,
+                type="offline",
+                subtype="external",
             )
 
 

@@ -13,6 +13,7 @@ options, labels) are not counted; exercises are, answers included.
 
 Lab times in intro.md are estimates of the time to do the lab, not computed, and are left alone.
 """
+
 import argparse
 import json
 import math
@@ -90,12 +91,17 @@ def disagreements(intro_path=INTRO, root=ROOT):
     """What the intro says that the chapters do not: a list of readable lines, empty when all agree."""
     text = Path(intro_path).read_text(encoding="utf-8")
     expected = expected_times(text, root)
-    problems = [f"{path}: the intro says {stated} min, the rule gives {expected[path]} min"
-                for path, stated in listed_chapters(text) if stated != expected[path]]
+    problems = [
+        f"{path}: the intro says {stated} min, the rule gives {expected[path]} min"
+        for path, stated in listed_chapters(text)
+        if stated != expected[path]
+    ]
     listed = {path for path, _ in listed_chapters(text)}
-    problems += [f"{path}: not in the intro's learning path"
-                 for path in sorted(p.relative_to(root).as_posix() for p in (root / "chapters").glob("*.ipynb"))
-                 if path not in listed]
+    problems += [
+        f"{path}: not in the intro's learning path"
+        for path in sorted(p.relative_to(root).as_posix() for p in (root / "chapters").glob("*.ipynb"))
+        if path not in listed
+    ]
     total = TOTAL.search(text)
     hours = total_hours(sum(expected.values()))
     if total is None:
@@ -127,8 +133,10 @@ def table(intro_path=INTRO, root=ROOT):
         total += length.minutes
         rows.append(f"{path:<42}{length.words:>7,}{length.code_lines:>12}{length.minutes:>12}{stated:>13}")
     rows.append(f"{'total':<42}{'':>7}{'':>12}{total:>12}   (about {total_hours(total)} hours)")
-    rows.append(f"rule: {WORDS_PER_MINUTE} words/min + {CODE_LINES_PER_MINUTE} code lines/min, "
-                f"rounded to {ROUND_TO} min; folded cells not counted")
+    rows.append(
+        f"rule: {WORDS_PER_MINUTE} words/min + {CODE_LINES_PER_MINUTE} code lines/min, "
+        f"rounded to {ROUND_TO} min; folded cells not counted"
+    )
     return "\n".join(rows)
 
 

@@ -21,6 +21,7 @@ To upgrade, change a version in ``PACKAGES``, run the script, rebuild the book a
 browser test (``pytest tests/browser``). The html-manager major version must match the
 ipywidgets that builds the book (html-manager 1.x for ipywidgets 8).
 """
+
 import argparse
 import fnmatch
 import hashlib
@@ -42,7 +43,7 @@ PACKAGES = {
     "@jupyter-widgets/html-manager": {
         "version": "1.0.15",
         "license": "BSD-3-Clause (bundles Font Awesome Free 5: fonts SIL OFL 1.1, code MIT; "
-                   "jQuery, Lumino and others: see THIRD-PARTY-NOTICES.txt)",
+        "jQuery, Lumino and others: see THIRD-PARTY-NOTICES.txt)",
         "dest": "html-manager",
         "files": {
             "dist/embed-amd.js": "embed-amd.js",
@@ -113,7 +114,10 @@ def npm_pack(name, version, workdir):
         sys.exit("npm is needed to refresh the vendored files (the committed ones need nothing)")
     result = subprocess.run(
         ["npm", "pack", f"{name}@{version}", "--json", "--pack-destination", str(workdir)],
-        check=True, capture_output=True, text=True, cwd=workdir,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=workdir,
     )
     info = json.loads(result.stdout)[0]
     return Path(workdir) / info["filename"], info
@@ -131,7 +135,7 @@ def _python_license(distribution):
 def vendor():
     manifest = {
         "about": "Third-party JavaScript served by the book itself (offline site). "
-                 "Written by scripts/vendor_js.py; do not edit by hand.",
+        "Written by scripts/vendor_js.py; do not edit by hand.",
         "packages": {},
     }
     if VENDOR.exists():
@@ -147,8 +151,11 @@ def vendor():
             dest = VENDOR / spec["dest"]
             files = {}
             for pattern, target in spec["files"].items():
-                matches = sorted(p for p in package.rglob("*") if p.is_file()
-                                 and fnmatch.fnmatch(p.relative_to(package).as_posix(), pattern))
+                matches = sorted(
+                    p
+                    for p in package.rglob("*")
+                    if p.is_file() and fnmatch.fnmatch(p.relative_to(package).as_posix(), pattern)
+                )
                 if not matches:
                     raise SystemExit(f"{name}@{spec['version']}: nothing matches {pattern!r}")
                 for source in matches:

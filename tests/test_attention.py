@@ -1,4 +1,5 @@
 """tinyformer.attention against PyTorch's own softmax and scaled_dot_product_attention."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,7 @@ def reference(q, k, v, mask):
 
 # --------------------------------------------------------------------------------------- softmax
 
+
 @pytest.mark.parametrize("shape, dim", [((7,), -1), ((3, 5), -1), ((3, 5), 0), ((2, 3, 4, 5), 1), ((2, 3, 4, 5), -1)])
 def test_softmax_matches_torch(shape, dim):
     x = torch.randn(shape, generator=torch.Generator().manual_seed(1)) * 5
@@ -74,7 +76,10 @@ def test_softmax_rows_sum_to_one():
 
 # ------------------------------------------------------------------ scaled dot-product attention
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c[0])) + ("-mask" + "x".join(map(str, c[3])) if c[3] else ""))
+
+@pytest.mark.parametrize(
+    "case", CASES, ids=lambda c: "x".join(map(str, c[0])) + ("-mask" + "x".join(map(str, c[3])) if c[3] else "")
+)
 def test_attention_matches_pytorch(case):
     q, k, v, mask = make_case(case)
     output, weights = scaled_dot_product_attention(q, k, v, mask)
@@ -170,6 +175,7 @@ def test_scaling_uses_the_key_dimension():
 
 
 # -------------------------------------------------------------------------------- SelfAttention
+
 
 def test_self_attention_layers_and_shapes():
     layer = SelfAttention(12)

@@ -3,6 +3,7 @@
 That the solutions pass the very same tests is checked by nbval over solutions/ (see pytest.ini),
 and the tests cells here are the lab's visible tests, so a test that cannot fail is caught.
 """
+
 import nbformat
 import pytest
 
@@ -32,4 +33,6 @@ def test_blank_lab_fails_each_exercise_test(solution_path, tmp_path):
                 + result.message[-800:]
             )
         elif not info:
-            assert result.passed, f"{lab_path.name}: cell {index} (not an exercise) fails on the blank lab:\n{result.message[-800:]}"
+            assert result.passed, (
+                f"{lab_path.name}: cell {index} (not an exercise) fails on the blank lab:\n{result.message[-800:]}"
+            )

@@ -5,6 +5,7 @@ tests too; correct answers in unusual styles pass both. One test class per lab, 
 pytest-xdist (``--dist loadscope``) spreads the labs over its workers and each worker runs
 the cells before an exercise once.
 """
+
 from collections import Counter
 
 import pytest
@@ -47,8 +48,11 @@ def _make_class(path):
         right = Counter(answer.exercise for answer in answers if answer.correct)
         unknown = sorted((set(wrong) | set(right)) - set(exercises))
         assert not unknown, f"answers to exercises that {path.stem} does not have: {unknown}"
-        short = {name: (wrong[name], right[name]) for name in exercises
-                 if wrong[name] < MIN_WRONG or right[name] < MIN_CORRECT}
+        short = {
+            name: (wrong[name], right[name])
+            for name in exercises
+            if wrong[name] < MIN_WRONG or right[name] < MIN_CORRECT
+        }
         assert not short, f"(wrong, correct) answers per exercise below ({MIN_WRONG}, {MIN_CORRECT}): {short}"
         ids = Counter(answer.id for answer in answers)
         assert all(count == 1 for count in ids.values()), f"answer names repeat: {[i for i, n in ids.items() if n > 1]}"
@@ -61,12 +65,19 @@ def _make_class(path):
             if info.get("role") == "solution":
                 outcome = runner.run(Answer(info["exercise"], "reference", code=source, correct=True))
                 assert outcome.visible_error is None and outcome.hidden_error is None, (
-                    f"{info['exercise']}: the reference fails: {outcome.visible_error or outcome.hidden_error}")
+                    f"{info['exercise']}: the reference fails: {outcome.visible_error or outcome.hidden_error}"
+                )
 
     name = "Test" + "".join(part.title() for part in path.stem.split("_"))
-    return name, type(name, (), {"test_answer": test_answer,
-                                 "test_every_exercise_has_enough_answers": test_every_exercise_has_enough_answers,
-                                 "test_reference_passes": test_reference_passes})
+    return name, type(
+        name,
+        (),
+        {
+            "test_answer": test_answer,
+            "test_every_exercise_has_enough_answers": test_every_exercise_has_enough_answers,
+            "test_reference_passes": test_reference_passes,
+        },
+    )
 
 
 for _path in catalogue_labs():

@@ -1,4 +1,5 @@
 """coursekit.checks: the messages learners read when a test fails must say what went wrong."""
+
 import pytest
 import torch
 from torch import nn
@@ -32,7 +33,9 @@ def test_shape_type_tuple_and_nan_messages():
     assert "got a tuple (output, weights)" in message_of(lambda: check_close((expected, expected), expected))
     nan = expected.clone()
     nan[1, 0] = float("nan")
-    assert "1 value(s) are NaN, first at index (1, 0) where 0 was expected" in message_of(lambda: check_close(nan, expected))
+    assert "1 value(s) are NaN, first at index (1, 0) where 0 was expected" in message_of(
+        lambda: check_close(nan, expected)
+    )
     assert "expected dtype" in message_of(lambda: check_close(torch.zeros(2, 3, dtype=torch.long), expected))
 
 
@@ -68,11 +71,17 @@ def test_forbidding_refuses_the_targets_inside_the_block_and_restores_them():
 
     x = torch.randn(2, 3)
     targets = ("torch.softmax", "torch.Tensor.softmax", "torch.nn.functional.softmax", "torch.nn.Softmax.forward")
-    for use, label in ((lambda: torch.softmax(x, -1), "torch.softmax"), (lambda: x.softmax(-1), "torch.Tensor.softmax"),
-                       (lambda: nn.functional.softmax(x, -1), "F.softmax"), (lambda: nn.Softmax(-1)(x), "nn.Softmax")):
+    for use, label in (
+        (lambda: torch.softmax(x, -1), "torch.softmax"),
+        (lambda: x.softmax(-1), "torch.Tensor.softmax"),
+        (lambda: nn.functional.softmax(x, -1), "F.softmax"),
+        (lambda: nn.Softmax(-1)(x), "nn.Softmax"),
+    ):
+
         def run(use=use):
             with forbidding(*targets, name="softmax", hint="write it with exp"):
                 use()
+
         text = message_of(run)
         assert text.startswith(f"softmax: your answer calls {label}") and text.endswith("Hint: write it with exp")
     # put back, also after a failure, and without leaving an attribute behind on classes
@@ -92,6 +101,7 @@ def test_forbidding_refuses_the_targets_inside_the_block_and_restores_them():
     def run_aliased():
         with forbidding("torch.softmax", name="softmax", functions=[aliased]):
             aliased(x)
+
     assert "uses torch.softmax (under the name 'sm')" in message_of(run_aliased)
     check_close(torch.softmax(x, -1), expected)
 
@@ -100,7 +110,10 @@ def test_check_that_and_matches_name_a_known_mistake():
     from coursekit.checks import check_that, matches
 
     check_that(True, "w_q", "is missing")
-    assert message_of(lambda: check_that(False, "w_q", "is missing", hint="define it")) == "w_q: is missing\nHint: define it"
+    assert (
+        message_of(lambda: check_that(False, "w_q", "is missing", hint="define it"))
+        == "w_q: is missing\nHint: define it"
+    )
     x = torch.arange(6.0).view(2, 3)
     assert matches(x + 1e-6, x) and not matches(x + 0.1, x)
     assert not matches(x.T, x) and not matches((x, x), x) and not matches(x.clone().fill_(float("nan")), x)

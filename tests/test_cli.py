@@ -1,5 +1,6 @@
 """The command line never reports success for work it did not do: no course folder, no
 notebooks, or an environment that cannot start a kernel are errors with a non-zero exit."""
+
 import importlib.util
 import subprocess
 import sys
@@ -38,7 +39,9 @@ def test_checking_zero_labs_is_an_error_not_in_sync(tmp_path):
 
 def test_a_grading_environment_without_nbval_or_psutil_is_refused(monkeypatch, capsys):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("nbval", "psutil") else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in ("nbval", "psutil") else real(name, *a)
+    )
     problems = grade.environment_problems(grade.Settings(memory_limit_mb=4096))
     assert any("nbval" in problem for problem in problems) and any("psutil" in problem for problem in problems)
     assert not any("psutil" in problem for problem in grade.environment_problems(grade.Settings(memory_limit_mb=0)))

@@ -4,6 +4,7 @@ its first code cell installs the course in Colab only (elsewhere it just seeds).
 The expected URLs are computed here from ``_config.yml`` with a YAML parser, independently
 of ``coursekit.authoring``, which writes the headers.
 """
+
 import re
 import subprocess
 import sys
@@ -18,8 +19,9 @@ from coursekit import authoring
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-NOTEBOOKS = sorted(p.relative_to(ROOT).as_posix() for d in ("chapters", "labs", "solutions")
-                   for p in (ROOT / d).glob("*.ipynb"))
+NOTEBOOKS = sorted(
+    p.relative_to(ROOT).as_posix() for d in ("chapters", "labs", "solutions") for p in (ROOT / d).glob("*.ipynb")
+)
 BADGE = re.compile(r"\[!\[Open In Colab\]\((?P<image>[^)]+)\)\]\((?P<url>[^)]+)\)")
 
 
@@ -51,14 +53,16 @@ def test_badge_opens_this_notebook(relative):
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.lstrip().startswith("# "), (
         f"{relative}: the first cell must be the title ('# ...') with the Colab badge; "
-        "build headers with coursekit.authoring.header_cells(path, title)")
+        "build headers with coursekit.authoring.header_cells(path, title)"
+    )
     badges = [m for cell in nb.cells if cell.cell_type == "markdown" for m in BADGE.finditer(cell.source)]
     assert badges, f"{relative}: no 'Open In Colab' badge in the first cell"
     assert BADGE.search(first.source), f"{relative}: the Colab badge must be in the first cell, under the title"
     for badge in badges:
         assert badge["url"] == expected_colab_url(relative), (
             f"{relative}: badge opens {badge['url']}, expected {expected_colab_url(relative)} "
-            "(a lab's badge must open the lab, not its solution: python -m coursekit labs)")
+            "(a lab's badge must open the lab, not its solution: python -m coursekit labs)"
+        )
         assert badge["image"] == "https://colab.research.google.com/assets/colab-badge.svg"
 
 
@@ -67,12 +71,14 @@ def test_first_code_cell_is_the_setup_cell(relative):
     nb = nbformat.read(ROOT / relative, as_version=4)
     source = first_code_cell(nb).source
     assert source.startswith(authoring.SETUP_MARKER), (
-        f"{relative}: the first code cell must be the set-up cell; got {source.splitlines()[:1]}")
+        f"{relative}: the first code cell must be the set-up cell; got {source.splitlines()[:1]}"
+    )
     seed = re.search(r"seed_everything\((\d+)\)", source)
     assert seed, f"{relative}: the set-up cell must seed (seed_everything)"
     assert source == authoring.setup_source(int(seed.group(1))), (
         f"{relative}: the set-up cell differs from coursekit.authoring.setup_source(); "
-        "fix with python -m coursekit.authoring --fix (solutions), then python -m coursekit labs")
+        "fix with python -m coursekit.authoring --fix (solutions), then python -m coursekit labs"
+    )
 
 
 def _run_setup(source, monkeypatch, in_colab):
@@ -111,7 +117,10 @@ def test_setup_cell_installs_the_course_in_colab(monkeypatch):
     (command,), kwargs = calls[0]
     owner_name = re.fullmatch(r"https://github\.com/([^/]+/[^/]+?)/?", CONFIG["repository"]["url"]).group(1)
     assert command[:4] == [sys.executable, "-m", "pip", "install"]
-    assert f"git+https://github.com/{owner_name}@{CONFIG['repository']['branch']}" in command
+    # The release of the package's own version, never a moving branch: an old notebook gets its own library.
+    from tinyformer import __version__
+
+    assert f"git+https://github.com/{owner_name}@v{__version__}" in command
     assert kwargs.get("check") is True
 
 

@@ -1,4 +1,5 @@
 """tinyformer.data: held-out strings reserved by a hash, never produced for training."""
+
 import hashlib
 import itertools
 
@@ -6,7 +7,14 @@ import pytest
 import torch
 
 from tinyformer.data import (
-    NUM_SPECIAL, PAD, TaskConfig, batch_from_strings, is_held_out, make_batch, make_batches, to_string,
+    NUM_SPECIAL,
+    PAD,
+    TaskConfig,
+    batch_from_strings,
+    is_held_out,
+    make_batch,
+    make_batches,
+    to_string,
 )
 
 
@@ -68,7 +76,7 @@ def test_held_out_batches_are_well_formed_and_deterministic():
     first = make_batches(config, 32, 2, seed=3, split="held_out")
     again = make_batches(config, 32, 2, seed=3, split="held_out")
     assert all(torch.equal(a, b) for x, y in zip(first, again) for a, b in zip(x, y))
-    for src, tgt_in, tgt_out in first:
+    for src, _tgt_in, tgt_out in first:
         lengths = (src != PAD).sum(dim=1)
         assert 3 <= lengths.min() and lengths.max() <= 9
         for row, out, n in zip(src, tgt_out, lengths.tolist()):

@@ -1,4 +1,5 @@
 """tinyformer.decoding.greedy_decode with scripted models whose outputs are known in advance."""
+
 import pytest
 import torch
 from torch import nn
@@ -43,11 +44,13 @@ def test_rows_that_end_at_different_steps_are_padded_after_eos():
     src = torch.tensor([[5, 6, 8, EOS, 7, 7], [9, EOS, 7, 7, 7, 7], [3, 4, 5, 6, EOS, 7]])
     model = CopySource()
     out = greedy_decode(model, src, max_len=10, bos_id=BOS, eos_id=EOS, pad_id=PAD)
-    expected = torch.tensor([
-        [BOS, 5, 6, 8, EOS, PAD],
-        [BOS, 9, EOS, PAD, PAD, PAD],
-        [BOS, 3, 4, 5, 6, EOS],
-    ])
+    expected = torch.tensor(
+        [
+            [BOS, 5, 6, 8, EOS, PAD],
+            [BOS, 9, EOS, PAD, PAD, PAD],
+            [BOS, 3, 4, 5, 6, EOS],
+        ]
+    )
     assert out.dtype == torch.long
     assert torch.equal(out, expected)
     # It stopped as soon as every row was done: 5 calls for 5 new tokens, each on the prefix so far.

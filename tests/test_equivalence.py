@@ -4,6 +4,7 @@ layers, dropout (where it sits, train versus eval), bfloat16, non-contiguous inp
 Weights are copied from PyTorch's modules (``tinyformer.interop``); masks are ours
 (True = may attend) and PyTorch gets ``~mask``.
 """
+
 import pytest
 import torch
 from torch import nn
@@ -36,7 +37,9 @@ def ours_grads(module):
 
 
 def theirs_grads(module):
-    names = ["in_proj_weight", "out_proj.weight"] + (["in_proj_bias", "out_proj.bias"] if module.in_proj_bias is not None else [])
+    names = ["in_proj_weight", "out_proj.weight"] + (
+        ["in_proj_bias", "out_proj.bias"] if module.in_proj_bias is not None else []
+    )
     return {name: module.get_parameter(name).grad for name in names}
 
 
@@ -90,8 +93,12 @@ def layer_grads(layer):
 def test_whole_layers_backward_like_pytorchs(norm_first):
     torch.manual_seed(3)
     d_model, heads, d_ff = 24, 3, 40
-    theirs_enc = randomise_norms(nn.TransformerEncoderLayer(d_model, heads, d_ff, 0.0, batch_first=True, norm_first=norm_first))
-    theirs_dec = randomise_norms(nn.TransformerDecoderLayer(d_model, heads, d_ff, 0.0, batch_first=True, norm_first=norm_first))
+    theirs_enc = randomise_norms(
+        nn.TransformerEncoderLayer(d_model, heads, d_ff, 0.0, batch_first=True, norm_first=norm_first)
+    )
+    theirs_dec = randomise_norms(
+        nn.TransformerDecoderLayer(d_model, heads, d_ff, 0.0, batch_first=True, norm_first=norm_first)
+    )
     ours_enc = copy_layer_weights(EncoderLayer(d_model, heads, d_ff, norm_first=norm_first), theirs_enc)
     ours_dec = copy_layer_weights(DecoderLayer(d_model, heads, d_ff, norm_first=norm_first), theirs_dec)
     src, tgt = torch.randn(2, 5, d_model), torch.randn(2, 4, d_model)
@@ -107,8 +114,13 @@ def test_whole_layers_backward_like_pytorchs(norm_first):
     for ours, theirs in ((ours_enc, theirs_enc), (ours_dec, theirs_dec)):
         mine = layer_grads(ours)
         reference = {name: p.grad for name, p in theirs.named_parameters()}
-        pairs = {"norm1.weight": "norm1.weight", "norm2.bias": "norm2.bias", "feed_forward.linear1.weight": "linear1.weight",
-                 "feed_forward.linear2.bias": "linear2.bias", "self_attn.w_o.weight": "self_attn.out_proj.weight"}
+        pairs = {
+            "norm1.weight": "norm1.weight",
+            "norm2.bias": "norm2.bias",
+            "feed_forward.linear1.weight": "linear1.weight",
+            "feed_forward.linear2.bias": "linear2.bias",
+            "self_attn.w_o.weight": "self_attn.out_proj.weight",
+        }
         if isinstance(ours, DecoderLayer):
             pairs["cross_attn.w_o.weight"] = "multihead_attn.out_proj.weight"
             pairs["norm3.weight"] = "norm3.weight"

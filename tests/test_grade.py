@@ -7,6 +7,7 @@ graded by the command line in one run (plus one with a 2 s cell timeout for the 
 never end, and one that grades a few of them again to compare the CSVs), all at once;
 each test then checks its row. The real labs are graded by ``TestRealLabs`` below.
 """
+
 import copy
 import csv
 import io
@@ -36,8 +37,11 @@ def blank():
 
 
 def find(nb, name, role):
-    return next(c for c in nb.cells if c.metadata.get("coursekit", {}).get("exercise") == name
-                and c.metadata["coursekit"]["role"] == role)
+    return next(
+        c
+        for c in nb.cells
+        if c.metadata.get("coursekit", {}).get("exercise") == name and c.metadata["coursekit"]["role"] == role
+    )
 
 
 def answer(nb, name, source):
@@ -60,15 +64,21 @@ def hang():
 def hang_uninterruptible():
     # Ignores the interrupt (SIGINT) at definition time: nbval stops the kernel, the grader
     # runs the notebook again without this exercise.
-    return answer(solution(), "double", "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                  "while True:\n    time.sleep(0.05)")
+    return answer(
+        solution(),
+        "double",
+        "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.05)",
+    )
 
 
 def memory_hog():
     # 1.5 GB (written to, so resident), then waits: killed at the 1000 MB limit, well before the
     # cell timeout.
-    return answer(solution(), "quad", "import time\ndef quad(x):\n"
-                  "    blocks = [b'x' * (50 * 2**20) for _ in range(30)]\n    time.sleep(60)")
+    return answer(
+        solution(),
+        "quad",
+        "import time\ndef quad(x):\n    blocks = [b'x' * (50 * 2**20) for _ in range(30)]\n    time.sleep(60)",
+    )
 
 
 def kernel_dies():
@@ -96,8 +106,9 @@ def deleted_reordered_duplicated():
 def extra_cells(pid_file):
     nb = solution()
     at = nb.cells.index(find(nb, "double", "solution"))
-    nb.cells.insert(at, code(f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-                             "def _twice(x):\n    return x + x"))
+    nb.cells.insert(
+        at, code(f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ndef _twice(x):\n    return x + x")
+    )
     answer(nb, "double", "def double(x):\n    return _twice(x)")
     setup = next(c for c in nb.cells if c.get("id") == "setup")
     setup.source += "\nimport math  # the learner's edit of the set-up cell"
@@ -116,8 +127,9 @@ def edited_tests():
 
 
 def big_output():
-    nb = answer(solution(), "double", "for _ in range(8):\n    print('y' * 1_000_000)\n"
-                "def double(x):\n    return 2 * x")
+    nb = answer(
+        solution(), "double", "for _ in range(8):\n    print('y' * 1_000_000)\ndef double(x):\n    return 2 * x"
+    )
     return answer(nb, "quad", "def quad(x):\n    raise AssertionError('z' * 10_000_000 + '\\nHint: the end')")
 
 
@@ -137,23 +149,39 @@ CASES = {
     "b_blank": (blank, {}, "ok", []),
     "c_kernel_dies": (kernel_dies, {"double": 2, "causal_mask": 5}, "error", ["kernel died in exercise quad"]),
     "d_syntax_error": (syntax_error, {"quad": 3, "causal_mask": 5}, "ok", []),
-    "e_deleted_reordered": (deleted_reordered_duplicated, {"quad": 3, "causal_mask": 5}, "ok",
-                            ["exercise cell missing: double"]),
+    "e_deleted_reordered": (
+        deleted_reordered_duplicated,
+        {"quad": 3, "causal_mask": 5},
+        "ok",
+        ["exercise cell missing: double"],
+    ),
     "f_extra_cells": (None, FULL, "ok", []),
     "g_edited_tests": (edited_tests, {"quad": 3, "causal_mask": 5}, "ok", []),
     "h_big_output": (big_output, {"double": 2, "causal_mask": 5}, "ok", []),
     "i_not_json": (lambda: '{"cells": [', {}, "error", ["not valid JSON"]),
     "j_not_a_notebook": (lambda: '{"hello": "world"}', {}, "error", ["not a notebook"]),
-    "k_tinyformer": (tinyformer_import, {"double": 2, "quad": 3}, "ok",
-                     ["uses the reference implementation from tinyformer: causal_mask"]),
-    "l_tinyformer_run_time": (tinyformer_at_run_time, {"double": 2, "quad": 3}, "ok",
-                              ["uses the reference implementation from tinyformer: causal_mask"]),
+    "k_tinyformer": (
+        tinyformer_import,
+        {"double": 2, "quad": 3},
+        "ok",
+        ["uses the reference implementation from tinyformer: causal_mask"],
+    ),
+    "l_tinyformer_run_time": (
+        tinyformer_at_run_time,
+        {"double": 2, "quad": 3},
+        "ok",
+        ["uses the reference implementation from tinyformer: causal_mask"],
+    ),
     "m_memory_hog": (memory_hog, {"double": 2, "causal_mask": 5}, "error", ["memory limit exceeded in exercise quad"]),
 }
 HANG_CASES = {  # graded with a 2 s cell timeout
     "n_hang": (hang, {"double": 2, "causal_mask": 5}, "error", ["timeout in exercise quad"]),
-    "o_hang_uninterruptible": (hang_uninterruptible, {"quad": 3, "causal_mask": 5}, "error",
-                               ["timeout in exercise double"]),
+    "o_hang_uninterruptible": (
+        hang_uninterruptible,
+        {"quad": 3, "causal_mask": 5},
+        "error",
+        ["timeout in exercise double"],
+    ),
 }
 AGAIN = ["d_syntax_error", "e_deleted_reordered", "i_not_json"]
 
@@ -182,14 +210,26 @@ class Graded:
         for learner, (make, *_) in HANG_CASES.items():
             write(hang_dir, learner, make())
         runs = {
-            "main": cli(main_dir, "--out", base / "main.csv", "--feedback", base / "feedback", "--timeout", 30,
-                     "--memory-limit", 1000),
+            "main": cli(
+                main_dir,
+                "--out",
+                base / "main.csv",
+                "--feedback",
+                base / "feedback",
+                "--timeout",
+                30,
+                "--memory-limit",
+                1000,
+            ),
             "hangs": cli(hang_dir, "--out", base / "hangs.csv", "--feedback", base / "feedback", "--timeout", 2),
-            "again": cli(*sorted(again_dir.iterdir()), "--out", base / "again.csv", "--feedback", base / "again",
-                         "--timeout", 30),
+            "again": cli(
+                *sorted(again_dir.iterdir()), "--out", base / "again.csv", "--feedback", base / "again", "--timeout", 30
+            ),
         }
-        self.processes = {name: subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                 text=True) for name, command in runs.items()}
+        self.processes = {
+            name: subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name, command in runs.items()
+        }
         self.outputs = {name: process.communicate(timeout=300) for name, process in self.processes.items()}
         for name, process in self.processes.items():
             assert process.returncode == 0, f"grade ({name}) exited with {process.returncode}:\n{self.outputs[name]}"
@@ -279,8 +319,12 @@ def test_list_prints_exercises_points_and_total(capsys):
     assert main(["grade", "--list", "lab0", "--solutions", str(FIXTURES)]) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert lines[0] == ["lab0_demo:", "3", "exercises"]
-    assert lines[1:] == [["double", "2", "points"], ["quad", "3", "points"], ["causal_mask", "5", "points"],
-                         ["total", "10", "points"]]
+    assert lines[1:] == [
+        ["double", "2", "points"],
+        ["quad", "3", "points"],
+        ["causal_mask", "5", "points"],
+        ["total", "10", "points"],
+    ]
 
 
 def test_unknown_lab_and_empty_folder_are_clear_errors(tmp_path, capsys):
@@ -323,8 +367,12 @@ def test_cells_are_matched_by_metadata_or_id_and_lab_cells_are_not_duplicated():
     find(nb, "quad", "solution").metadata = {}  # a tool dropped the metadata; the id remains
     lab, cells = learner_cells(nb)
     assert [(c.kind, c.exercise) for c in cells] == [
-        ("exercise", "double"), ("tests", "double"), ("exercise", "quad"), ("tests", "quad"),
-        ("exercise", "causal_mask"), ("tests", "causal_mask"),
+        ("exercise", "double"),
+        ("tests", "double"),
+        ("exercise", "quad"),
+        ("tests", "quad"),
+        ("exercise", "causal_mask"),
+        ("tests", "causal_mask"),
     ]  # the unchanged set-up and demo cells are the instructor's
 
 
@@ -333,9 +381,20 @@ def test_extra_cells_go_before_the_first_exercise_that_follows_them():
     notebook, slots = grade.build_graded(lab, cells)
     roles = [(slot.role, slot.exercise) for slot in slots]
     assert roles == [
-        ("setup", ""), ("extra", "double"), ("extra", "double"), ("learner", "double"), ("tests", "double"),
-        ("probe", "double"), ("setup", ""), ("learner", "quad"), ("extra", "quad"), ("tests", "quad"),
-        ("probe", "quad"), ("learner", "causal_mask"), ("tests", "causal_mask"), ("probe", "causal_mask"),
+        ("setup", ""),
+        ("extra", "double"),
+        ("extra", "double"),
+        ("learner", "double"),
+        ("tests", "double"),
+        ("probe", "double"),
+        ("setup", ""),
+        ("learner", "quad"),
+        ("extra", "quad"),
+        ("tests", "quad"),
+        ("probe", "quad"),
+        ("learner", "causal_mask"),
+        ("tests", "causal_mask"),
+        ("probe", "causal_mask"),
     ]
     sources = [cell.source for cell in notebook.cells]
     assert sources[0] == "# Set-up\nSCALE = 2"  # the instructor's set-up, then the learner's edited copy
@@ -344,23 +403,33 @@ def test_extra_cells_go_before_the_first_exercise_that_follows_them():
     assert not any("after the last tests" in source for source in sources)
 
 
-@pytest.mark.parametrize("source, names, opaque", [
-    ("from tinyformer.masks import causal_mask", {"causal_mask"}, False),
-    ("from tinyformer.masks import causal_mask as mine", {"causal_mask"}, False),
-    ("import tinyformer.masks\nf = tinyformer.masks.causal_mask", {"masks", "causal_mask"}, False),
-    ("import tinyformer.masks as m\ndef causal_mask(n):\n    return m.causal_mask(n)", {"masks", "causal_mask"}, False),
-    ("from tinyformer import masks\ncausal_mask = masks.causal_mask", {"masks", "causal_mask"}, False),
-    ("from tinyformer.masks import *", set(), True),
-    ("causal_mask = __import__('tinyformer.masks').masks.causal_mask", set(), True),
-    ("import importlib\nm = importlib.import_module('tinyformer.' + 'masks')", set(), True),
-    ("import sys\nf = sys.modules['tinyformer.masks'].causal_mask", set(), True),
-    ("import tinyformer.masks as m\nf = getattr(m, 'causal_' + 'mask')", {"masks"}, True),
-    # Not tinyformer: plain code, other libraries, prose that mentions it, IPython magics.
-    ("import importlib.util\nif importlib.util.find_spec('google.colab'):\n    pass", set(), False),
-    ('def causal_mask(n):\n    "Unlike tinyformer, lists."\n    return [[j <= i for j in range(n)] for i in range(n)]',
-     set(), False),
-    ("%time import math\nx = __import__('math')", set(), False),
-])
+@pytest.mark.parametrize(
+    "source, names, opaque",
+    [
+        ("from tinyformer.masks import causal_mask", {"causal_mask"}, False),
+        ("from tinyformer.masks import causal_mask as mine", {"causal_mask"}, False),
+        ("import tinyformer.masks\nf = tinyformer.masks.causal_mask", {"masks", "causal_mask"}, False),
+        (
+            "import tinyformer.masks as m\ndef causal_mask(n):\n    return m.causal_mask(n)",
+            {"masks", "causal_mask"},
+            False,
+        ),
+        ("from tinyformer import masks\ncausal_mask = masks.causal_mask", {"masks", "causal_mask"}, False),
+        ("from tinyformer.masks import *", set(), True),
+        ("causal_mask = __import__('tinyformer.masks').masks.causal_mask", set(), True),
+        ("import importlib\nm = importlib.import_module('tinyformer.' + 'masks')", set(), True),
+        ("import sys\nf = sys.modules['tinyformer.masks'].causal_mask", set(), True),
+        ("import tinyformer.masks as m\nf = getattr(m, 'causal_' + 'mask')", {"masks"}, True),
+        # Not tinyformer: plain code, other libraries, prose that mentions it, IPython magics.
+        ("import importlib.util\nif importlib.util.find_spec('google.colab'):\n    pass", set(), False),
+        (
+            'def causal_mask(n):\n    "Unlike tinyformer, lists."\n    return [[j <= i for j in range(n)] for i in range(n)]',
+            set(),
+            False,
+        ),
+        ("%time import math\nx = __import__('math')", set(), False),
+    ],
+)
 def test_tinyformer_uses_reads_the_source(source, names, opaque):
     assert grade.tinyformer_uses(source) == (names, opaque)
 
@@ -403,16 +472,19 @@ class TestRealLabs:
             jobs += [(lab, folder / "solution.ipynb"), (lab, folder / "blank.ipynb")]
         cpus = os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=cpus) as pool:
-            futures = {(lab.name, path.stem): pool.submit(grade.grade_submission, lab, path, settings, 1)
-                       for lab, path in jobs}
+            futures = {
+                (lab.name, path.stem): pool.submit(grade.grade_submission, lab, path, settings, 1) for lab, path in jobs
+            }
             return {key: future.result() for key, future in futures.items()}
 
     @pytest.mark.parametrize("name", LABS_WITH_EXERCISES)
     def test_solution_scores_full_marks_and_blank_lab_zero(self, real_grades, name):
         solved, blank_lab = real_grades[name, "solution"], real_grades[name, "blank"]
         assert solved.max_points > 0
-        assert (solved.total, solved.status, solved.reasons) == (solved.max_points, "ok", []), (
-            grade.feedback_markdown(grade.load_lab(name), solved))
-        assert (blank_lab.total, blank_lab.status, blank_lab.reasons) == (0, "ok", []), (
-            grade.feedback_markdown(grade.load_lab(name), blank_lab))
+        assert (solved.total, solved.status, solved.reasons) == (solved.max_points, "ok", []), grade.feedback_markdown(
+            grade.load_lab(name), solved
+        )
+        assert (blank_lab.total, blank_lab.status, blank_lab.reasons) == (0, "ok", []), grade.feedback_markdown(
+            grade.load_lab(name), blank_lab
+        )
         assert all(result.tests_error for result in blank_lab.exercises)

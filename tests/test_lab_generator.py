@@ -1,4 +1,5 @@
 """The lab generator: marker rules, errors that name the notebook and cell, and the sync check."""
+
 import shutil
 import subprocess
 import sys
@@ -22,11 +23,13 @@ def make_tests_cell(source, name="f", points=1):
 
 
 def test_solution_code_is_replaced_keeping_indentation_ids_and_metadata():
-    nb = new_notebook(cells=[
-        new_markdown_cell("intro"),
-        exercise_cell("def f(x):\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n    ### END SOLUTION\n"),
-        make_tests_cell("assert f(1) == 2\n### BEGIN HIDDEN TESTS\nassert f(2) == 3\n### END HIDDEN TESTS"),
-    ])
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("intro"),
+            exercise_cell("def f(x):\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n    ### END SOLUTION\n"),
+            make_tests_cell("assert f(1) == 2\n### BEGIN HIDDEN TESTS\nassert f(2) == 3\n### END HIDDEN TESTS"),
+        ]
+    )
     nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="hi")]
     nb.cells[1].execution_count = 3
     lab = labs.make_lab(nb, "x.ipynb")
@@ -39,23 +42,32 @@ def test_solution_code_is_replaced_keeping_indentation_ids_and_metadata():
 
 
 def test_several_solution_blocks_in_one_cell():
-    nb = new_notebook(cells=[
-        exercise_cell("class A:\n    def a(self):\n        ### BEGIN SOLUTION\n        return 1\n        ### END SOLUTION\n"
-                      "    def b(self):\n        ### BEGIN SOLUTION\n        return 2\n        ### END SOLUTION"),
-        make_tests_cell("assert A().a() == 1"),
-    ])
+    nb = new_notebook(
+        cells=[
+            exercise_cell(
+                "class A:\n    def a(self):\n        ### BEGIN SOLUTION\n        return 1\n        ### END SOLUTION\n"
+                "    def b(self):\n        ### BEGIN SOLUTION\n        return 2\n        ### END SOLUTION"
+            ),
+            make_tests_cell("assert A().a() == 1"),
+        ]
+    )
     source = labs.make_lab(nb, "x.ipynb").cells[0].source
     assert source.count("raise NotImplementedError()") == 2 and "return" not in source
 
 
-@pytest.mark.parametrize("source, message", [
-    ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "has no '### END SOLUTION'"),
-    ("def f():\n    return 1\n    ### END SOLUTION\n", "has no '### BEGIN SOLUTION' before it"),
-    ("def f():\n    return 1\n", "an exercise cell needs"),
-    ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "inside the block opened on line 1"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "has no '### END SOLUTION'"),
+        ("def f():\n    return 1\n    ### END SOLUTION\n", "has no '### BEGIN SOLUTION' before it"),
+        ("def f():\n    return 1\n", "an exercise cell needs"),
+        ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "inside the block opened on line 1"),
+    ],
+)
 def test_bad_exercise_cells_name_the_notebook_and_cell(source, message):
-    nb = new_notebook(cells=[new_markdown_cell("x"), exercise_cell(source, "softmax"), make_tests_cell("pass", "softmax")])
+    nb = new_notebook(
+        cells=[new_markdown_cell("x"), exercise_cell(source, "softmax"), make_tests_cell("pass", "softmax")]
+    )
     with pytest.raises(labs.LabError) as error:
         labs.make_lab(nb, "lab9_demo.ipynb")
     text = str(error.value)
@@ -64,8 +76,12 @@ def test_bad_exercise_cells_name_the_notebook_and_cell(source, message):
 
 
 def test_unclosed_hidden_tests_and_stray_markers_are_errors():
-    nb = new_notebook(cells=[exercise_cell("### BEGIN SOLUTION\n### END SOLUTION"),
-                             make_tests_cell("### BEGIN HIDDEN TESTS\nassert True")])
+    nb = new_notebook(
+        cells=[
+            exercise_cell("### BEGIN SOLUTION\n### END SOLUTION"),
+            make_tests_cell("### BEGIN HIDDEN TESTS\nassert True"),
+        ]
+    )
     with pytest.raises(labs.LabError, match="cell 1 .*has no '### END HIDDEN TESTS'"):
         labs.make_lab(nb, "x.ipynb")
     stray = new_notebook(cells=[new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION")])
@@ -76,14 +92,22 @@ def test_unclosed_hidden_tests_and_stray_markers_are_errors():
 def test_exercise_without_tests_and_tests_without_points_are_errors():
     with pytest.raises(labs.LabError, match="exercise 'f' has no tests cell"):
         labs.make_lab(new_notebook(cells=[exercise_cell("### BEGIN SOLUTION\n### END SOLUTION")]), "x.ipynb")
-    nb = new_notebook(cells=[exercise_cell("### BEGIN SOLUTION\n### END SOLUTION"),
-                             new_code_cell("pass", metadata={"coursekit": {"exercise": "f", "role": "tests"}})])
+    nb = new_notebook(
+        cells=[
+            exercise_cell("### BEGIN SOLUTION\n### END SOLUTION"),
+            new_code_cell("pass", metadata={"coursekit": {"exercise": "f", "role": "tests"}}),
+        ]
+    )
     with pytest.raises(labs.LabError, match="needs 'points'"):
         labs.make_lab(nb, "x.ipynb")
 
 
 def test_colab_badge_of_a_solution_points_at_the_lab():
-    nb = new_notebook(cells=[new_markdown_cell("[badge](https://colab.research.google.com/github/o/r/blob/main/solutions/lab1_x.ipynb)")])
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("[badge](https://colab.research.google.com/github/o/r/blob/main/solutions/lab1_x.ipynb)")
+        ]
+    )
     assert "/blob/main/labs/lab1_x.ipynb" in labs.make_lab(nb, "lab1_x.ipynb").cells[0].source
 
 
@@ -109,5 +133,7 @@ def test_check_command_exits_1_and_names_the_stale_lab(tmp_path):
 
 
 def test_cli_check_exit_codes():
-    ok = subprocess.run([sys.executable, "-m", "coursekit", "labs", "--check"], cwd=ROOT, capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "coursekit", "labs", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert ok.returncode == 0, ok.stderr

@@ -1,9 +1,10 @@
 """tinyformer.masks and tinyformer.layers against PyTorch's own layers, with copied weights."""
+
 import pytest
 import torch
 from torch import nn
 
-from tinyformer.interop import copy_layer_weights, copy_mha_weights, randomise_norms
+from tinyformer.interop import copy_layer_weights, randomise_norms
 from tinyformer.layers import DecoderLayer, EncoderLayer, FeedForward
 from tinyformer.masks import causal_mask, decoder_mask, padding_mask
 from tinyformer.multihead import KVCache
@@ -15,7 +16,7 @@ def tokens_with_padding(batch, total):
     """Right-padded token ids (ids >= 1, then PAD): row 0 is full, row i has ``total - i % total`` tokens."""
     tokens = torch.randint(1, 9, (batch, total))
     for row in range(batch):
-        tokens[row, total - row % total:] = PAD
+        tokens[row, total - row % total :] = PAD
     return tokens
 
 
@@ -147,7 +148,10 @@ def test_decoder_layer_matches_pytorch_with_causal_and_padding_masks(shape, norm
     tgt = tokens_with_padding(batch, tgt_len)
     with torch.no_grad():
         expected = reference(
-            x, memory, tgt_mask=~causal_mask(tgt_len), tgt_key_padding_mask=tgt == PAD,
+            x,
+            memory,
+            tgt_mask=~causal_mask(tgt_len),
+            tgt_key_padding_mask=tgt == PAD,
             memory_key_padding_mask=src == PAD,
         )
     assert_all_close(expected, *both_paths(mine, x, memory, decoder_mask(tgt, PAD), padding_mask(src, PAD)))
@@ -172,7 +176,10 @@ def test_a_fully_masked_row_gives_numbers_not_nan(keep_weights):
     with torch.no_grad():
         got = mine(x, memory, decoder_mask(tgt, PAD), padding_mask(src, PAD))
         expected = reference(
-            x, memory, tgt_mask=~causal_mask(4), tgt_key_padding_mask=tgt == PAD,
+            x,
+            memory,
+            tgt_mask=~causal_mask(4),
+            tgt_key_padding_mask=tgt == PAD,
             memory_key_padding_mask=src == PAD,
         )
     assert not torch.isnan(got).any()

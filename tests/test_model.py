@@ -1,4 +1,5 @@
 """tinyformer.model, tinyformer.data and tinyformer.train: shapes, values, generation, training."""
+
 import pytest
 import torch
 
@@ -7,7 +8,7 @@ from tinyformer.data import BOS, EOS, PAD, TaskConfig, batch_from_strings, make_
 from tinyformer.decoding import greedy_decode
 from tinyformer.model import Transformer, TransformerConfig
 from tinyformer.multihead import KVCache
-from tinyformer.train import exact_match, lr_at, sequence_loss, train, TrainConfig
+from tinyformer.train import TrainConfig, exact_match, lr_at, sequence_loss, train
 
 VOCAB = 13
 
@@ -51,8 +52,8 @@ def test_random_batches_follow_the_task(task):
         digits = src[i, :n]
         assert (digits >= data.NUM_SPECIAL).all() and (src[i, n:] == PAD).all(), "padding only after the digits"
         assert torch.equal(tgt_out[i, :n], data.target_of(task, digits))
-        assert tgt_out[i, n] == EOS and (tgt_out[i, n + 1:] == PAD).all()
-        assert torch.equal(tgt_in[i, 1:n + 1], tgt_out[i, :n]) and (tgt_in[i, n + 1:] == PAD).all()
+        assert tgt_out[i, n] == EOS and (tgt_out[i, n + 1 :] == PAD).all()
+        assert torch.equal(tgt_in[i, 1 : n + 1], tgt_out[i, :n]) and (tgt_in[i, n + 1 :] == PAD).all()
 
 
 def test_batches_are_deterministic_given_a_seed():
@@ -209,8 +210,16 @@ def test_a_short_training_run_reduces_the_loss_and_calls_back():
     model = small_model(0, d_model=32, num_heads=2, d_ff=64)
     task = TaskConfig(min_len=1, max_len=6)
     calls = []
-    losses = train(model, task, steps=60, batch_size=32, warmup=10, progress=False,
-                   callback=lambda step, history: calls.append(step), callback_every=20)
+    losses = train(
+        model,
+        task,
+        steps=60,
+        batch_size=32,
+        warmup=10,
+        progress=False,
+        callback=lambda step, history: calls.append(step),
+        callback_every=20,
+    )
     assert len(losses) == 60 and calls == [19, 39, 59]
     assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
     assert not model.training

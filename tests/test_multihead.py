@@ -3,6 +3,7 @@
 Masks: ours are True = may attend; nn.MultiheadAttention's ``attn_mask`` and
 ``key_padding_mask`` are True = blocked, so they get ``~mask``.
 """
+
 import pytest
 import torch
 from torch import nn
@@ -101,8 +102,9 @@ def test_per_batch_mask_and_padding_mask_match_pytorch():
     # A (B, Tq, Tk) mask is shared by the heads; PyTorch wants it repeated per head, (B * h, Tq, Tk).
     mask = torch.rand(2, 3, 6) > 0.4
     mask[..., 0] = True  # every query may attend somewhere (PyTorch would give NaN otherwise)
-    expected, expected_w = theirs(query, memory, memory, attn_mask=~mask.repeat_interleave(4, dim=0),
-                                  average_attn_weights=False)
+    expected, expected_w = theirs(
+        query, memory, memory, attn_mask=~mask.repeat_interleave(4, dim=0), average_attn_weights=False
+    )
     out, weights = both_paths(ours, query, memory, memory, mask=mask)
     assert_close(out, expected)
     assert_close(weights, expected_w)
@@ -132,7 +134,7 @@ def test_per_head_weights_match_a_manual_computation():
     q, k = ours.w_q(x), ours.w_k(x)
     for head in range(3):
         cols = slice(head * 4, (head + 1) * 4)  # d_head = 4: head i owns these columns
-        manual = torch.softmax(q[..., cols] @ k[..., cols].transpose(-2, -1) / 4 ** 0.5, dim=-1)
+        manual = torch.softmax(q[..., cols] @ k[..., cols].transpose(-2, -1) / 4**0.5, dim=-1)
         assert_close(weights[:, head], manual)
     assert_close(weights, theirs(x, x, x, average_attn_weights=False)[1])
 
@@ -158,9 +160,11 @@ def test_split_and_merge_heads():
 
 @pytest.mark.parametrize("d_model, num_heads", [(10, 3), (512, 7), (8, 0)])
 def test_heads_that_do_not_divide_d_model_raise_a_clear_value_error(d_model, num_heads):
-    for make in (lambda: MultiHeadAttention(d_model, num_heads),
-                 lambda: split_heads(torch.zeros(1, 2, d_model), num_heads),
-                 lambda: check_heads(d_model, num_heads)):
+    for make in (
+        lambda: MultiHeadAttention(d_model, num_heads),
+        lambda: split_heads(torch.zeros(1, 2, d_model), num_heads),
+        lambda: check_heads(d_model, num_heads),
+    ):
         with pytest.raises(ValueError) as error:
             make()
         message = str(error.value)
@@ -189,7 +193,7 @@ def test_kv_cache_incremental_decoding_equals_full_causal_attention(need_weights
     full, full_weights = ours(x, x, x, mask=causal, need_weights=need_weights)
     cache, steps = KVCache(), []
     for t in range(6):
-        token = x[:, t:t + 1]  # (B, 1, D): only the newest position is fed
+        token = x[:, t : t + 1]  # (B, 1, D): only the newest position is fed
         out, weights = ours(token, token, token, need_weights=need_weights, kv_cache=cache)
         assert len(cache) == t + 1
         if need_weights:
@@ -203,7 +207,7 @@ def test_static_kv_cache_projects_the_memory_once():
     memory, queries = torch.randn(2, 7, 16), torch.randn(2, 3, 16)
     full, _ = ours(queries, memory, memory)
     cache = KVCache(static=True)
-    steps = [ours(queries[:, t:t + 1], memory, memory, kv_cache=cache)[0] for t in range(3)]
+    steps = [ours(queries[:, t : t + 1], memory, memory, kv_cache=cache)[0] for t in range(3)]
     assert len(cache) == 7
     assert_close(torch.cat(steps, dim=1), full)
     # Once filled, the cache is used and the memory passed in is ignored.

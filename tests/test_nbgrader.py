@@ -20,6 +20,7 @@ notebook as it is, runs ``nbgrader autograde`` and reads nbgrader's gradebook: t
 must earn every point of every tests cell, the blank lab none, each blank tests cell failing
 with the stub's ``NotImplementedError`` (not with, say, a missing torch).
 """
+
 import copy
 import datetime
 import json
@@ -47,6 +48,7 @@ def this_course(monkeypatch):
     """The command line works on this checkout's course, wherever pytest was started."""
     monkeypatch.setenv(COURSE_ENV, str(ROOT))
 
+
 # nbgrader 0.9.6's cell metadata schema (nbgrader/nbgraderformat/v3.json), less the keys that
 # only generate_assignment adds (checksum, cell_type). The round trip checks the real one.
 SCHEMA_KEYS = {"schema_version", "grade", "locked", "solution", "task", "grade_id", "points"}
@@ -63,7 +65,8 @@ def exported(path):
 def lab_notebook(path):
     """The lab in labs/, which must be the one generated from the solution as it is now."""
     assert path.name not in labs.build(SOLUTIONS, LABS, check=True), (
-        f"labs/{path.name} is out of date with solutions/: run `python -m coursekit labs` first")
+        f"labs/{path.name} is out of date with solutions/: run `python -m coursekit labs` first"
+    )
     return nbformat.read(LABS / path.name, as_version=4)
 
 
@@ -147,12 +150,16 @@ def _cell(nb, exercise, wanted_role):
 
 def test_marker_words_where_nbgrader_would_read_them_are_refused():
     nb = _demo()
-    next(c for c in nb.cells if c.cell_type == "markdown").source += "\n\nAnswers go between `### BEGIN SOLUTION` and ..."
+    next(
+        c for c in nb.cells if c.cell_type == "markdown"
+    ).source += "\n\nAnswers go between `### BEGIN SOLUTION` and ..."
     with pytest.raises(ExportError, match="BEGIN SOLUTION.*nbgrader reads as a marker"):
         to_nbgrader(nb, "lab0_demo.ipynb")
     nb = _demo()
     cell = _cell(nb, "double", "solution")
-    cell.source = cell.source.replace("### END SOLUTION", "### END SOLUTION\n# (code above the END SOLUTION line is hidden)")
+    cell.source = cell.source.replace(
+        "### END SOLUTION", "### END SOLUTION\n# (code above the END SOLUTION line is hidden)"
+    )
     with pytest.raises(ExportError, match="nbgrader would release this cell differently"):
         to_nbgrader(nb, "lab0_demo.ipynb")
 
@@ -182,7 +189,9 @@ def test_command_writes_the_course_folder(tmp_path, capsys):
     out = tmp_path / "course"
     assert main(["nbgrader", str(out), "lab1", "lab2_multihead", "lab1_attention"]) == 0
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
-        "nbgrader_config.py", "source/lab1_attention/lab1_attention.ipynb", "source/lab2_multihead/lab2_multihead.ipynb",
+        "nbgrader_config.py",
+        "source/lab1_attention/lab1_attention.ipynb",
+        "source/lab2_multihead/lab2_multihead.ipynb",
     ]
     lab1 = nbformat.read(out / "source/lab1_attention/lab1_attention.ipynb", as_version=4)
     assert labs.to_text(lab1) == labs.to_text(exported(SOLUTIONS / "lab1_attention.ipynb"))
@@ -223,10 +232,13 @@ def test_help_states_the_default_timeout(capsys):
     assert f"default: {nbgrader_export.CELL_TIMEOUT};" in " ".join(capsys.readouterr().out.split())
 
 
-@pytest.mark.parametrize("args, message", [
-    (["lab9"], "unknown lab 'lab9'; the labs are: lab1_attention"),
-    (["lab1", "--timeout", "0"], "whole number of seconds > 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["lab9"], "unknown lab 'lab9'; the labs are: lab1_attention"),
+        (["lab1", "--timeout", "0"], "whole number of seconds > 0"),
+    ],
+)
 def test_command_errors(tmp_path, capsys, args, message):
     out = tmp_path / "course"
     assert main(["nbgrader", str(out)] + args) == 2
@@ -257,7 +269,7 @@ VENV = os.environ.get("NBGRADER_VENV")
 needs_nbgrader = pytest.mark.skipif(
     not VENV,
     reason=f"round trip through nbgrader: set NBGRADER_VENV to a virtual environment with nbgrader=={NBGRADER_VERSION}, "
-           "torch==2.13.0 and this course installed (see this file's docstring or .ci/run)",
+    "torch==2.13.0 and this course installed (see this file's docstring or .ci/run)",
 )
 
 SCORES_SCRIPT = """
@@ -301,16 +313,21 @@ def _run(args, cwd, env):
 def _answers(path):
     """The solution's exercise cells without the marker lines, as a learner would hand them in."""
     markers = {labs.BEGIN_SOLUTION, labs.END_SOLUTION}
-    return {cell.id: "\n".join(line for line in cell.source.split("\n") if line.strip() not in markers)
-            for cell in solution(path).cells if role(cell) == "solution"}
+    return {
+        cell.id: "\n".join(line for line in cell.source.split("\n") if line.strip() not in markers)
+        for cell in solution(path).cells
+        if role(cell) == "solution"
+    }
 
 
 def _seconds(cell):
     timing = cell.metadata.get("execution", {})
     if "iopub.execute_input" not in timing or "shell.execute_reply" not in timing:
         return 0.0
-    start, end = (datetime.datetime.fromisoformat(timing[key].replace("Z", "+00:00"))
-                  for key in ("iopub.execute_input", "shell.execute_reply"))
+    start, end = (
+        datetime.datetime.fromisoformat(timing[key].replace("Z", "+00:00"))
+        for key in ("iopub.execute_input", "shell.execute_reply")
+    )
     return (end - start).total_seconds()
 
 
@@ -327,8 +344,11 @@ def round_trip(tmp_path_factory):
     assert kernel["torch"].startswith("2.13.0"), kernel
     for package in ("tinyformer", "coursekit"):
         assert Path(kernel[package]).resolve().is_relative_to(ROOT), (
-            f"{VENV} imports {package} from {kernel[package]}, not from this checkout: pip install -e {ROOT}")
-    kernelspecs = json.loads(_run([Path(VENV) / "bin" / "jupyter", "kernelspec", "list", "--json"], scratch, env).stdout)
+            f"{VENV} imports {package} from {kernel[package]}, not from this checkout: pip install -e {ROOT}"
+        )
+    kernelspecs = json.loads(
+        _run([Path(VENV) / "bin" / "jupyter", "kernelspec", "list", "--json"], scratch, env).stdout
+    )
     argv = kernelspecs["kernelspecs"]["python3"]["spec"]["argv"]
     # "python" is replaced by nbgrader's own interpreter when the kernel starts (jupyter_client).
     assert argv[0] in ("python", "python3", kernel["python"]), f"the python3 kernel is not nbgrader's Python: {argv}"
@@ -336,8 +356,9 @@ def round_trip(tmp_path_factory):
     start = datetime.datetime.now()
     export(course, solutions_dir=SOLUTIONS)
     _run([nbgrader, "generate_assignment", "*"], course, env)
-    released = {path.stem: nbformat.read(course / "release" / path.stem / path.name, as_version=4)
-                for path in SOLUTION_PATHS}
+    released = {
+        path.stem: nbformat.read(course / "release" / path.stem / path.name, as_version=4) for path in SOLUTION_PATHS
+    }
     for path in SOLUTION_PATHS:
         answers = _answers(path)
         for student in ("solution", "blank"):
@@ -350,19 +371,27 @@ def round_trip(tmp_path_factory):
             nbformat.write(nb, target)
     _run([nbgrader, "autograde", "*"], course, env)
     scores = json.loads(_run([python, "-c", SCORES_SCRIPT], course, env).stdout)
-    autograded = {(student, path.stem): nbformat.read(course / "autograded" / student / path.stem / path.name,
-                                                      as_version=4)
-                  for path in SOLUTION_PATHS for student in ("solution", "blank")}
+    autograded = {
+        (student, path.stem): nbformat.read(course / "autograded" / student / path.stem / path.name, as_version=4)
+        for path in SOLUTION_PATHS
+        for student in ("solution", "blank")
+    }
     elapsed = (datetime.datetime.now() - start).total_seconds()
 
     print(f"\nnbgrader {NBGRADER_VERSION} round trip, {elapsed:.0f} s (load average {os.getloadavg()[0]:.1f}):")
     for path in SOLUTION_PATHS:
-        totals = {student: [sum(s[0] for s in scores.get(path.stem, {}).get(student, {}).values()),
-                            sum(s[1] for s in scores.get(path.stem, {}).get(student, {}).values())]
-                  for student in ("solution", "blank")}
+        totals = {
+            student: [
+                sum(s[0] for s in scores.get(path.stem, {}).get(student, {}).values()),
+                sum(s[1] for s in scores.get(path.stem, {}).get(student, {}).values()),
+            ]
+            for student in ("solution", "blank")
+        }
         seconds, slowest = max((_seconds(cell), cell.id) for cell in autograded["solution", path.stem].cells)
-        print(f"  {path.stem}: solution {totals['solution'][0]:g} / {totals['solution'][1]:g}, "
-              f"blank {totals['blank'][0]:g} / {totals['blank'][1]:g}; slowest cell {slowest} {seconds:.1f} s")
+        print(
+            f"  {path.stem}: solution {totals['solution'][0]:g} / {totals['solution'][1]:g}, "
+            f"blank {totals['blank'][0]:g} / {totals['blank'][1]:g}; slowest cell {slowest} {seconds:.1f} s"
+        )
     return {"released": released, "scores": scores, "autograded": autograded}
 
 
@@ -382,8 +411,13 @@ class TestRoundTrip:
         expected = {f"{name}-tests": [float(p), float(p)] for name, p in points.items()}
         assert round_trip["scores"][path.stem]["solution"] == expected
         nb = round_trip["autograded"]["solution", path.stem]
-        errors = [(cell.id, output.ename) for cell in nb.cells if cell.cell_type == "code"
-                  for output in cell.outputs if output.output_type == "error"]
+        errors = [
+            (cell.id, output.ename)
+            for cell in nb.cells
+            if cell.cell_type == "code"
+            for output in cell.outputs
+            if output.output_type == "error"
+        ]
         assert errors == [], f"{path.name}: cells of the solution failed under nbgrader"
 
     @pytest.mark.parametrize("path", SOLUTION_PATHS, ids=lambda p: p.stem)

@@ -1,13 +1,14 @@
 """coursekit.plots draws what it is given: the heatmap holds the weights, labels land on the axes."""
+
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-from coursekit import plots  # noqa: E402
+from coursekit import plots
 
 
 def test_plot_attention_draws_the_weights_with_labels_and_annotations():

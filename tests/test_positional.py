@@ -1,4 +1,5 @@
 """tinyformer.positional: values against the formulas, the rotation properties, errors, dtypes."""
+
 import math
 
 import pytest
@@ -39,6 +40,7 @@ def block_rotation(k, d, base=10000.0):
 
 
 # --- the sinusoidal table ---------------------------------------------------------------
+
 
 def test_table_matches_the_formula_everywhere():
     pe = sinusoidal_positional_encoding(50, 12)
@@ -95,6 +97,7 @@ def test_dot_products_depend_only_on_distance():
 
 # --- PositionalEncoding ----------------------------------------------------------------
 
+
 def test_positional_encoding_adds_the_table():
     torch.manual_seed(0)
     module = PositionalEncoding(8, max_len=20)
@@ -147,6 +150,7 @@ def test_positional_encoding_wrong_width():
 
 # --- learned positions -----------------------------------------------------------------
 
+
 def test_learned_embedding_adds_its_rows_and_has_no_row_past_max_len():
     module = LearnedPositionalEmbedding(4, max_len=6)
     x = torch.randn(2, 5, 4)
@@ -158,6 +162,7 @@ def test_learned_embedding_adds_its_rows_and_has_no_row_past_max_len():
 
 
 # --- RoPE ------------------------------------------------------------------------------
+
 
 def test_rope_matches_the_pairwise_formula():
     torch.manual_seed(0)
@@ -178,10 +183,12 @@ def test_rope_explicit_value():
 def test_rope_scores_depend_only_on_the_offset(pairs):
     torch.manual_seed(1)
     q, k = torch.randn(2, 1, 64)
-    scores = torch.stack([
-        (rotary_embedding(q, torch.tensor([m])) @ rotary_embedding(k, torch.tensor([n])).T).squeeze()
-        for m, n in pairs
-    ])
+    scores = torch.stack(
+        [
+            (rotary_embedding(q, torch.tensor([m])) @ rotary_embedding(k, torch.tensor([n])).T).squeeze()
+            for m, n in pairs
+        ]
+    )
     torch.testing.assert_close(scores, scores[:1].expand_as(scores), atol=1e-5, rtol=1e-5)
 
 

@@ -3,6 +3,7 @@ stay true: this fails as soon as a chapter grows or shrinks past its stated time
 
 Fix a failure with ``python scripts/reading_times.py --write``.
 """
+
 import importlib.util
 import subprocess
 import sys
@@ -34,14 +35,17 @@ def test_every_chapter_is_timed_in_the_intro(chapter):
     assert listed[chapter] == reading_times.measure(ROOT / chapter).minutes
 
 
-@pytest.mark.parametrize("words, code_lines, minutes", [
-    (1500, 60, 20),   # 10 + 10, exactly
-    (1050, 0, 5),     # 7 minutes rounds down to 5
-    (1200, 0, 10),    # 8 rounds up to 10
-    (0, 45, 10),      # 7.5 rounds up
-    (150, 0, 5),      # never less than 5
-    (3000, 240, 60),  # 20 + 40
-])
+@pytest.mark.parametrize(
+    "words, code_lines, minutes",
+    [
+        (1500, 60, 20),  # 10 + 10, exactly
+        (1050, 0, 5),  # 7 minutes rounds down to 5
+        (1200, 0, 10),  # 8 rounds up to 10
+        (0, 45, 10),  # 7.5 rounds up
+        (150, 0, 5),  # never less than 5
+        (3000, 240, 60),  # 20 + 40
+    ],
+)
 def test_the_rule(words, code_lines, minutes):
     assert reading_times.reading_minutes(words, code_lines) == minutes
 

@@ -3,6 +3,7 @@ the offline check, and the widgets (their pictures, alt text and client-side lin
 
 The built site itself is tested in a browser by tests/browser (run after the build).
 """
+
 import html
 import json
 import re
@@ -13,11 +14,11 @@ import ipywidgets as widgets
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import yaml  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
+import yaml
 
-from coursekit import widgets as ck  # noqa: E402
+from coursekit import widgets as ck
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -49,7 +50,8 @@ def test_widget_manager_matches_ipywidgets():
     manager = manifest["packages"]["@jupyter-widgets/html-manager"]["version"]
     expected_major = {"8": "1", "7": "0"}[widgets.__version__.split(".")[0]]
     assert manager.split(".")[0] == expected_major, (
-        f"the site is built with ipywidgets {widgets.__version__} but vendors html-manager {manager}")
+        f"the site is built with ipywidgets {widgets.__version__} but vendors html-manager {manager}"
+    )
 
 
 def test_offline_check_finds_external_resources():
@@ -87,14 +89,16 @@ def test_frame_slider_links_slider_and_frames_client_side():
     assert _images(frames[1])[0] == "Figure for slope = 2. slope 2, x: x", _images(frames[1])
     link = box.frame_link
     assert link.source == (slider, "value") and link.target == (tabs, "selected_index"), (
-        "the slider must be jslinked to the frames (works without a kernel)")
+        "the slider must be jslinked to the frames (works without a kernel)"
+    )
     assert type(link).__name__ == "Link" and link._model_name == "LinkModel"
     assert plt.get_fignums() == [], "frames must be closed, not displayed again below the widget"
 
 
 def test_frame_slider_alt_text_and_labels():
-    box = ck.frame_slider(_draw, [1, 2], "slope", readout_labels=["gentle", "steep"],
-                          alt="A line of {label} slope ({value})")
+    box = ck.frame_slider(
+        _draw, [1, 2], "slope", readout_labels=["gentle", "steep"], alt="A line of {label} slope ({value})"
+    )
     frames = [frame.value for frame in box.children[2].children]
     assert _images(frames[1]) == ["A line of steep slope (2)"]
     assert '<div class="ck-readout">steep</div>' in frames[1]

@@ -1,6 +1,7 @@
 """The import graph: tinyformer builds on itself in the order the chapters teach, never imports
 coursekit, and the coursekit modules a notebook imports know nothing of the repository layout
 (so they work pip-installed, as in Colab)."""
+
 import ast
 from pathlib import Path
 
@@ -9,8 +10,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # Each tinyformer module may import only the ones before it: the library reads as the course does.
-TINYFORMER_ORDER = ["attention", "masks", "positional", "multihead", "interop", "layers", "decoding", "model",
-                    "data", "train"]
+TINYFORMER_ORDER = [
+    "attention",
+    "masks",
+    "positional",
+    "multihead",
+    "interop",
+    "layers",
+    "decoding",
+    "model",
+    "data",
+    "train",
+]
 # What chapters and labs import; the rest of coursekit (labs, grade, nbrun, authoring, course,
 # nbgrader_export) is the repository's tooling.
 NOTEBOOK_SIDE = ["checks", "plots", "widgets", "notebook"]

@@ -1,7 +1,8 @@
 """Scaled dot-product attention and a single-head self-attention layer.
 
-    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V        (Vaswani et al., 2017)
+Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V        (Vaswani et al., 2017)
 """
+
 import math
 
 import torch

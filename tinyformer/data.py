@@ -24,6 +24,7 @@ produces a reserved string, and ``make_batch(..., split="held_out")`` produces o
 ones, so a held-out set is disjoint from training by construction, however short its strings.
 With the default ``f = 0`` nothing is reserved and batches are exactly what they always were.
 """
+
 import hashlib
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -155,8 +156,10 @@ def make_batch(config, batch_size, generator=None, min_len=None, max_len=None, s
             lengths[wrong] = torch.randint(lo, hi + 1, (count,), generator=generator)
             digits[wrong] = torch.randint(0, config.num_digits, (count, hi), generator=generator) + NUM_SPECIAL
         else:
-            raise ValueError(f"could not draw {split} strings of {lo} to {hi} digits with held_out_fraction="
-                             f"{config.held_out_fraction}: (almost) none of them is on that side")
+            raise ValueError(
+                f"could not draw {split} strings of {lo} to {hi} digits with held_out_fraction="
+                f"{config.held_out_fraction}: (almost) none of them is on that side"
+            )
     return _pad_and_answer(config.task, digits, lengths)
 
 

@@ -4,6 +4,7 @@ At step t the decoder sees only what it has produced so far (``bos`` and tokens 
 picks the most likely next token, and appends it. A row that has produced ``eos`` is
 finished; it is padded with ``pad_id`` while the other rows go on.
 """
+
 import torch
 
 

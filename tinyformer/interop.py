@@ -3,6 +3,7 @@
 Tests, chapters and labs copy the weights of ``nn.MultiheadAttention`` and
 ``nn.TransformerEncoderLayer`` / ``DecoderLayer`` into ours and compare outputs.
 """
+
 import torch
 
 
@@ -15,9 +16,9 @@ def copy_mha_weights(mine, reference):
     d_model = reference.embed_dim
     with torch.no_grad():
         for i, projection in enumerate((mine.w_q, mine.w_k, mine.w_v)):
-            projection.weight.copy_(reference.in_proj_weight[i * d_model:(i + 1) * d_model])
+            projection.weight.copy_(reference.in_proj_weight[i * d_model : (i + 1) * d_model])
             if projection.bias is not None:
-                projection.bias.copy_(reference.in_proj_bias[i * d_model:(i + 1) * d_model])
+                projection.bias.copy_(reference.in_proj_bias[i * d_model : (i + 1) * d_model])
         mine.w_o.weight.copy_(reference.out_proj.weight)
         if mine.w_o.bias is not None:
             mine.w_o.bias.copy_(reference.out_proj.bias)

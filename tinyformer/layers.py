@@ -5,6 +5,7 @@ default), with an optional pre-norm variant.
     decoder:  x = norm1(x + MaskedSelfAttn(x));       x = norm2(x + CrossAttn(x, memory))
               x = norm3(x + FFN(x))
 """
+
 import torch.nn.functional as F
 from torch import nn
 

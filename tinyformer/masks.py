@@ -2,6 +2,7 @@
 ``F.scaled_dot_product_attention``; ``nn.MultiheadAttention``'s ``attn_mask`` and
 ``key_padding_mask`` use the opposite convention (``True`` means *blocked*).
 """
+
 import torch
 
 

@@ -13,6 +13,7 @@ step (``use_cache=False``, what :func:`~tinyformer.decoding.greedy_decode` does)
 cache (``use_cache=True``) that feeds one new token per step and reuses the keys and values
 of the earlier positions.
 """
+
 import math
 from dataclasses import asdict, dataclass
 
@@ -46,7 +47,9 @@ class Transformer(nn.Module):
 
     def __init__(self, src_vocab, tgt_vocab, d_model, num_heads, num_layers, d_ff, max_len, pad_id=0, dropout=0.0):
         super().__init__()
-        self.config = TransformerConfig(src_vocab, tgt_vocab, d_model, num_heads, num_layers, d_ff, max_len, pad_id, dropout)
+        self.config = TransformerConfig(
+            src_vocab, tgt_vocab, d_model, num_heads, num_layers, d_ff, max_len, pad_id, dropout
+        )
         self.d_model = d_model
         self.pad_id = pad_id
         self.src_embed = nn.Embedding(src_vocab, d_model)

@@ -8,6 +8,7 @@ width ``d_model`` costs. The per-head matrices ``W_Q_i`` are not stored one by o
 is one ``d_model x d_model`` projection, and head i owns its output columns
 ``i * d_head .. (i + 1) * d_head - 1`` (:func:`split_heads`).
 """
+
 import torch
 import torch.nn.functional as F
 from torch import nn

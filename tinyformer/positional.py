@@ -10,6 +10,7 @@ Pairs are interleaved: dimensions ``(2i, 2i+1)`` form pair ``i``, which turns wi
 ``base^(-2i/d)``. (GPT-NeoX and Hugging Face's LLaMA pair dimension ``i`` with ``i + d/2``
 instead, "rotate_half": the same idea with the dimensions permuted.)
 """
+
 import functools
 
 import torch
@@ -68,7 +69,7 @@ class PositionalEncoding(nn.Module):
                 f"sequence of length {offset + seq} is longer than max_len={self.max_len}; "
                 f"build PositionalEncoding(d_model, max_len={offset + seq}) or more"
             )
-        pe = self.pe[offset:offset + seq].to(x.dtype)  # (T, D); float16 inputs stay float16
+        pe = self.pe[offset : offset + seq].to(x.dtype)  # (T, D); float16 inputs stay float16
         return self.dropout(x + pe)  # (B, T, D) + (T, D) broadcasts over the batch
 
 

@@ -5,6 +5,7 @@
   early); returns the loss of every step.
 * :func:`exact_match`: the fraction of sequences whose greedy decoding is entirely right.
 """
+
 import math
 import time
 from dataclasses import dataclass
@@ -56,9 +57,7 @@ def train(model, task, config=None, callback=None, callback_every=25, progress=T
     """
     config = TrainConfig(**{**(vars(config) if config else {}), **overrides})
     generator = torch.Generator().manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay
-    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay)
     pad_id = getattr(model, "pad_id", PAD)
     losses = []
     model.train()

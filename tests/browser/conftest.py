@@ -12,6 +12,7 @@ Asked for but missing the site or Chromium, they are skipped with the reason, un
 Environment: ``BOOK_DIR`` (default: the repository) is the book whose ``_build/html`` and
 ``_toc.yml`` are used; ``CHROMIUM`` the browser executable (default ``/usr/bin/chromium``).
 """
+
 import functools
 import http.server
 import os
@@ -26,8 +27,14 @@ ROOT = HERE.parent.parent
 BOOK = Path(os.environ.get("BOOK_DIR", ROOT)).resolve()
 SITE = BOOK / "_build" / "html"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -70,8 +77,10 @@ def pytest_collection_modifyitems(config, items):
     if not ours:
         return
     if not _asked_for(config):
-        marker = pytest.mark.skip(reason="site tests run when asked for: pytest tests/browser "
-                                         "(after jupyter-book build), or SITE_BROWSER_TEST=1")
+        marker = pytest.mark.skip(
+            reason="site tests run when asked for: pytest tests/browser "
+            "(after jupyter-book build), or SITE_BROWSER_TEST=1"
+        )
     else:
         reasons = _missing()
         if not reasons:
@@ -108,8 +117,11 @@ def browser(tmp_path_factory):
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900}, service_workers="block",
+            executable_path=chromium_path(),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+            service_workers="block",
         )
         yield context
         context.close()
@@ -123,10 +135,12 @@ class PageLog:
         self.console_errors, self.page_errors, self.failed, self.blocked = [], [], [], []
 
     def problems(self):
-        return ([f"console error: {m}" for m in self.console_errors]
-                + [f"page error: {m}" for m in self.page_errors]
-                + [f"failed request: {m}" for m in self.failed]
-                + [f"request to another host (blocked): {m}" for m in self.blocked])
+        return (
+            [f"console error: {m}" for m in self.console_errors]
+            + [f"page error: {m}" for m in self.page_errors]
+            + [f"failed request: {m}" for m in self.failed]
+            + [f"request to another host (blocked): {m}" for m in self.blocked]
+        )
 
 
 @pytest.fixture
@@ -147,10 +161,18 @@ def offline_page(browser, site_url):
     page.route("**/*", route)
     page.on("console", lambda message: log.console_errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda error: log.page_errors.append(str(error)))
-    page.on("requestfailed", lambda request: log.failed.append(f"{request.url} ({request.failure})")
-            if request.url.startswith(site_url) else None)
-    page.on("response", lambda response: log.failed.append(f"{response.url} (HTTP {response.status})")
-            if response.status >= 400 else None)
+    page.on(
+        "requestfailed",
+        lambda request: (
+            log.failed.append(f"{request.url} ({request.failure})") if request.url.startswith(site_url) else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda response: (
+            log.failed.append(f"{response.url} (HTTP {response.status})") if response.status >= 400 else None
+        ),
+    )
     page.log = log
     yield page
     page.close()

@@ -5,6 +5,7 @@ sliders (``coursekit.widgets.frame_slider``) change the picture without a kernel
 See conftest.py for how to run these. A JSON summary of what was exercised is written to
 ``_build/browser-test-report.json``.
 """
+
 import io
 import json
 import os
@@ -69,10 +70,11 @@ def settle(page):
         page.wait_for_function(
             """n => Array.from(document.querySelectorAll('.widget-subarea'))
                         .filter(e => e.children.length > 0).length >= n""",
-            arg=views, timeout=60_000)
+            arg=views,
+            timeout=60_000,
+        )
     if page.locator(".math").count():
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                               timeout=60_000)
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=60_000)
         page.evaluate("() => MathJax.startup.promise.then(() => true)")
     page.wait_for_load_state("networkidle")
     return views
@@ -124,7 +126,8 @@ def test_page_loads_offline(offline_page, site_url, name):
                   text: (w.querySelector('.widget-output') || {innerText: ''}).innerText.trim().length,
                   note: visible(w.querySelector('.ck-static-only') || document.createElement('i'))})),
             };
-        }""")
+        }"""
+    )
     _report["pages"][name] = {
         "widget_views": views,
         "frame_sliders": len(info["frameWidgets"]),
@@ -145,10 +148,15 @@ def test_page_loads_offline(offline_page, site_url, name):
         assert live["note"], f"{name}: live plot {index} lacks the note that its controls need a kernel"
     broken = [image["src"] for image in info["images"] if not image["ok"]]
     assert not broken, f"{name}: images that did not load: {broken}"
-    no_alt = [image["src"] for image in info["images"]
-              if not (image["alt"] or "").strip() or re.search(r"\.(png|svg|jpe?g)$|^_images/", image["alt"])]
-    assert not no_alt, (f"{name}: figures without alt text (give the cell metadata "
-                        f'{{"mystnb": {{"image": {{"alt": "..."}}}}}}; see CONTRIBUTING.md): {no_alt}')
+    no_alt = [
+        image["src"]
+        for image in info["images"]
+        if not (image["alt"] or "").strip() or re.search(r"\.(png|svg|jpe?g)$|^_images/", image["alt"])
+    ]
+    assert not no_alt, (
+        f"{name}: figures without alt text (give the cell metadata "
+        f'{{"mystnb": {{"image": {{"alt": "..."}}}}}}; see CONTRIBUTING.md): {no_alt}'
+    )
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -160,7 +168,8 @@ def test_maths_is_typeset(offline_page, site_url, name):
         pytest.skip(f"{name} has no maths")
     untypeset = page.evaluate(
         "() => Array.from(document.querySelectorAll('.math'))"
-        ".filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 60))")
+        ".filter(e => !e.querySelector('mjx-container')).map(e => e.textContent.slice(0, 60))"
+    )
     assert not untypeset, f"{name}: maths not typeset by MathJax: {untypeset}"
     errors = page.evaluate("() => Array.from(document.querySelectorAll('mjx-merror')).map(e => e.textContent)")
     assert not errors, f"{name}: TeX errors: {errors}"
@@ -174,7 +183,8 @@ def _visible_frame(widget):
             const readout = img ? img.parentElement.querySelector('.ck-readout') : null;
             return img ? {src: img.src.slice(-80), alt: img.alt,
                           readout: readout ? readout.innerText : ''} : null;
-        }""")
+        }"""
+    )
 
 
 def _reveal(widget):
@@ -195,7 +205,8 @@ def _reveal(widget):
                 const [panel, index] = chain[chain.length - 1];
                 const bar = panel.parentElement.querySelector(':scope > .lm-TabBar, :scope > .p-TabBar');
                 return bar ? bar.querySelectorAll('.lm-TabBar-tab, .p-TabBar-tab')[index] : null;
-            }""")
+            }"""
+        )
         element = tab.as_element()
         if element is None or len(clicked) > 5:
             return clicked
@@ -251,9 +262,12 @@ def test_chapter_sliders_work_without_a_kernel(offline_page, site_url, name):
         before_png = frames.screenshot()
         how = _move(page, widget)
         try:
-            page.wait_for_function("([w, src]) => { const i = Array.from(w.querySelectorAll('.ck-frames img'))"
-                                   ".find(i => i.offsetParent); return i && i.src.slice(-80) !== src; }",
-                                   arg=[widget.element_handle(), before["src"]], timeout=3_000)
+            page.wait_for_function(
+                "([w, src]) => { const i = Array.from(w.querySelectorAll('.ck-frames img'))"
+                ".find(i => i.offsetParent); return i && i.src.slice(-80) !== src; }",
+                arg=[widget.element_handle(), before["src"]],
+                timeout=3_000,
+            )
         except Exception:
             how = _click_track(page, widget, towards_end=before["src"] == _visible_frame(widget)["src"])
             page.wait_for_timeout(500)
@@ -261,12 +275,20 @@ def test_chapter_sliders_work_without_a_kernel(offline_page, site_url, name):
         page.wait_for_timeout(100)
         after_png = frames.screenshot()
         changed = _changed_pixels(before_png, after_png)
-        _report["sliders"].append({
-            "page": name, "widget": index, "moved_by": how, "revealed_by_clicking": revealed,
-            "before": before["readout"], "after": after["readout"],
-            "alt_after": after["alt"][:120], "changed_pixels": changed,
-        })
+        _report["sliders"].append(
+            {
+                "page": name,
+                "widget": index,
+                "moved_by": how,
+                "revealed_by_clicking": revealed,
+                "before": before["readout"],
+                "after": after["readout"],
+                "alt_after": after["alt"][:120],
+                "changed_pixels": changed,
+            }
+        )
         assert after["src"] != before["src"], f"{name}: moving frame slider {index} did not change the picture"
-        assert changed > 200, (f"{name}: frame slider {index}: the screenshot changed by only "
-                               f"{changed} pixels after moving the slider")
+        assert changed > 200, (
+            f"{name}: frame slider {index}: the screenshot changed by only {changed} pixels after moving the slider"
+        )
         assert page.log.problems() == [], f"{name}: {page.log.problems()}"

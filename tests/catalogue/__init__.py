@@ -16,6 +16,7 @@ once per exercise and shared (a shallow copy of their namespace per answer), so 
 catalogue costs seconds, not a kernel per answer. ``tests/test_catalogue.py`` runs every
 answer; ``scripts/grade_catalogue.py`` grades them all through the real grader (in CI).
 """
+
 import contextlib
 import copy
 import importlib
@@ -47,7 +48,9 @@ class Answer:
         if isinstance(self.hint, str):
             self.hint = (self.hint,)
         if self.correct == bool(self.hint):
-            raise ValueError(f"{self.exercise}/{self.name}: give either correct=True or the hint words of a wrong answer")
+            raise ValueError(
+                f"{self.exercise}/{self.name}: give either correct=True or the hint words of a wrong answer"
+            )
         if (self.code is None) == (not self.replace):
             raise ValueError(f"{self.exercise}/{self.name}: give either code or replace")
         if isinstance(self.replace, tuple) and len(self.replace) == 2 and isinstance(self.replace[0], str):
@@ -122,7 +125,7 @@ class LabRunner:
         return found
 
     def _run(self, source, namespace):
-        exec(compile(source, f"<{self.path.stem}>", "exec"), namespace)  # noqa: S102 - test code
+        exec(compile(source, f"<{self.path.stem}>", "exec"), namespace)
 
     def _prefix(self, exercise):
         """The namespace after every code cell before the exercise (earlier tests cells skipped)."""
@@ -143,7 +146,7 @@ class LabRunner:
         solution_at = self._index(answer.exercise, "solution")
         tests_at = self._index(answer.exercise, "tests")
         source = answer.source(self.reference(answer.exercise))
-        between = [cell for cell in self.cells[solution_at + 1: tests_at] if cell[0].get("role") != "tests"]
+        between = [cell for cell in self.cells[solution_at + 1 : tests_at] if cell[0].get("role") != "tests"]
         outcome, printed = Outcome(), io.StringIO()
         for visible in (True, False):
             from coursekit.notebook import seed_everything
@@ -158,7 +161,7 @@ class LabRunner:
                         self._run(cell_source, namespace)
                     full, shown = self.cells[tests_at][1], self.cells[tests_at][2]
                     self._run(shown if visible else full, namespace)
-                except Exception as caught:  # noqa: BLE001 - any failure is an outcome
+                except Exception as caught:
                     error = caught
             if visible:
                 outcome.visible_error = error

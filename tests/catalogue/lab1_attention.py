@@ -1,4 +1,5 @@
 """Answers to lab 1 (attention from scratch): see tests/catalogue/__init__.py for the format."""
+
 from tests.catalogue import Answer
 
 SOFTMAX_HEAD = "def softmax(x, dim=-1):\n"
@@ -7,66 +8,148 @@ SELF_HEAD = "import math\nimport torch\nfrom torch import nn\n\n"
 
 ANSWERS = [
     # ----------------------------------------------------------------------------- softmax
-    Answer("softmax", "no max subtraction", replace=[("exps = (x - safe_max).exp()", "exps = x.exp()")],
-           hint=("maximum",)),
-    Answer("softmax", "the whole tensor's maximum", code=SOFTMAX_HEAD + '''
+    Answer(
+        "softmax", "no max subtraction", replace=[("exps = (x - safe_max).exp()", "exps = x.exp()")], hint=("maximum",)
+    ),
+    Answer(
+        "softmax",
+        "the whole tensor's maximum",
+        code=SOFTMAX_HEAD
+        + """
     exps = (x - x.max()).exp()
     return exps / exps.sum(dim=dim, keepdim=True)
-''', hint=("own maximum",)),
-    Answer("softmax", "torch.softmax", code=SOFTMAX_HEAD + "    return torch.softmax(x, dim=dim)\n",
-           hint=("torch.softmax",)),
-    Answer("softmax", "Tensor.softmax", code=SOFTMAX_HEAD + "    return x.softmax(dim).nan_to_num(0.0)\n",
-           hint=("torch.Tensor.softmax",)),
-    Answer("softmax", "nn.Softmax", code="from torch import nn\n\n" + SOFTMAX_HEAD
-           + "    return nn.Softmax(dim=dim)(x).nan_to_num(0.0)\n", hint=("nn.Softmax",)),
-    Answer("softmax", "F.softmax under another name",
-           code="from torch.nn.functional import softmax as torch_softmax\n\n" + SOFTMAX_HEAD
-           + "    return torch_softmax(x, dim=dim).nan_to_num(0.0)\n", hint=("F.softmax", "torch_softmax")),
-    Answer("softmax", "torch.special.softmax", code=SOFTMAX_HEAD + "    return torch.special.softmax(x, dim)\n",
-           hint=("torch.special.softmax",)),
-    Answer("softmax", "logsumexp trick", code=SOFTMAX_HEAD
-           + "    return torch.exp(x - torch.logsumexp(x, dim=dim, keepdim=True)).nan_to_num(0.0)\n",
-           hint=("logsumexp",)),
-    Answer("softmax", "log_softmax then exp", code=SOFTMAX_HEAD + "    return x.log_softmax(dim).exp().nan_to_num(0.0)\n",
-           hint=("log_softmax",)),
-    Answer("softmax", "ignores dim", replace=[("x.amax(dim=dim, keepdim=True)", "x.amax(dim=-1, keepdim=True)"),
-                                              ("exps.sum(dim=dim, keepdim=True)", "exps.sum(dim=-1, keepdim=True)")],
-           hint=("dim argument",)),
-    Answer("softmax", "sum without keepdim", replace=[("exps.sum(dim=dim, keepdim=True)", "exps.sum(dim=dim)")],
-           hint=("keepdim=True",)),
-    Answer("softmax", "never divides", replace=[("return exps / total.clamp(min=1)", "return exps")],
-           hint=("sum",)),
-    Answer("softmax", "NaN on an all -inf row", code=SOFTMAX_HEAD + '''
+""",
+        hint=("own maximum",),
+    ),
+    Answer(
+        "softmax",
+        "torch.softmax",
+        code=SOFTMAX_HEAD + "    return torch.softmax(x, dim=dim)\n",
+        hint=("torch.softmax",),
+    ),
+    Answer(
+        "softmax",
+        "Tensor.softmax",
+        code=SOFTMAX_HEAD + "    return x.softmax(dim).nan_to_num(0.0)\n",
+        hint=("torch.Tensor.softmax",),
+    ),
+    Answer(
+        "softmax",
+        "nn.Softmax",
+        code="from torch import nn\n\n" + SOFTMAX_HEAD + "    return nn.Softmax(dim=dim)(x).nan_to_num(0.0)\n",
+        hint=("nn.Softmax",),
+    ),
+    Answer(
+        "softmax",
+        "F.softmax under another name",
+        code="from torch.nn.functional import softmax as torch_softmax\n\n"
+        + SOFTMAX_HEAD
+        + "    return torch_softmax(x, dim=dim).nan_to_num(0.0)\n",
+        hint=("F.softmax", "torch_softmax"),
+    ),
+    Answer(
+        "softmax",
+        "torch.special.softmax",
+        code=SOFTMAX_HEAD + "    return torch.special.softmax(x, dim)\n",
+        hint=("torch.special.softmax",),
+    ),
+    Answer(
+        "softmax",
+        "logsumexp trick",
+        code=SOFTMAX_HEAD + "    return torch.exp(x - torch.logsumexp(x, dim=dim, keepdim=True)).nan_to_num(0.0)\n",
+        hint=("logsumexp",),
+    ),
+    Answer(
+        "softmax",
+        "log_softmax then exp",
+        code=SOFTMAX_HEAD + "    return x.log_softmax(dim).exp().nan_to_num(0.0)\n",
+        hint=("log_softmax",),
+    ),
+    Answer(
+        "softmax",
+        "ignores dim",
+        replace=[
+            ("x.amax(dim=dim, keepdim=True)", "x.amax(dim=-1, keepdim=True)"),
+            ("exps.sum(dim=dim, keepdim=True)", "exps.sum(dim=-1, keepdim=True)"),
+        ],
+        hint=("dim argument",),
+    ),
+    Answer(
+        "softmax",
+        "sum without keepdim",
+        replace=[("exps.sum(dim=dim, keepdim=True)", "exps.sum(dim=dim)")],
+        hint=("keepdim=True",),
+    ),
+    Answer("softmax", "never divides", replace=[("return exps / total.clamp(min=1)", "return exps")], hint=("sum",)),
+    Answer(
+        "softmax",
+        "NaN on an all -inf row",
+        code=SOFTMAX_HEAD
+        + """
     exps = (x - x.amax(dim=dim, keepdim=True)).exp()
     return exps / exps.sum(dim=dim, keepdim=True)
-''', hint=("all -inf", "torch.where")),
-    Answer("softmax", "NaN patched with nan_to_num", code=SOFTMAX_HEAD + '''
+""",
+        hint=("all -inf", "torch.where"),
+    ),
+    Answer(
+        "softmax",
+        "NaN patched with nan_to_num",
+        code=SOFTMAX_HEAD
+        + """
     exps = (x - x.amax(dim=dim, keepdim=True)).exp()
     return (exps / exps.sum(dim=dim, keepdim=True)).nan_to_num(0.0)
-''', hint=("gradient", "nan_to_num")),
-    Answer("softmax", "NaN in the branch torch.where discards", code=SOFTMAX_HEAD + '''
+""",
+        hint=("gradient", "nan_to_num"),
+    ),
+    Answer(
+        "softmax",
+        "NaN in the branch torch.where discards",
+        code=SOFTMAX_HEAD
+        + """
     row_max = x.amax(dim=dim, keepdim=True)
     exps = torch.where(row_max.isfinite(), (x - row_max).exp(), torch.zeros_like(x))
     total = exps.sum(dim=dim, keepdim=True)
     return torch.where(total > 0, exps / total, torch.zeros_like(x))
-''', hint=("gradient", "torch.where")),
-    Answer("softmax", "divides by finfo.tiny", replace=[("exps / total.clamp(min=1)",
-                                                        "exps / total.clamp(min=torch.finfo(x.dtype).tiny)")],
-           hint=("gradient", "tiny")),
-    Answer("softmax", "1e-30 constant", replace=[("exps / total.clamp(min=1)", "exps / total.clamp(min=1e-30)")],
-           hint=("float16", "1e-30")),
-    Answer("softmax", "computes in float32", replace=[("row_max = x.amax(dim=dim, keepdim=True)",
-                                                      "x = x.float()\n    row_max = x.amax(dim=dim, keepdim=True)")],
-           hint=("float16", ".float()")),
-    Answer("softmax", "logsumexp style", code='''
+""",
+        hint=("gradient", "torch.where"),
+    ),
+    Answer(
+        "softmax",
+        "divides by finfo.tiny",
+        replace=[("exps / total.clamp(min=1)", "exps / total.clamp(min=torch.finfo(x.dtype).tiny)")],
+        hint=("gradient", "tiny"),
+    ),
+    Answer(
+        "softmax",
+        "1e-30 constant",
+        replace=[("exps / total.clamp(min=1)", "exps / total.clamp(min=1e-30)")],
+        hint=("float16", "1e-30"),
+    ),
+    Answer(
+        "softmax",
+        "computes in float32",
+        replace=[
+            ("row_max = x.amax(dim=dim, keepdim=True)", "x = x.float()\n    row_max = x.amax(dim=dim, keepdim=True)")
+        ],
+        hint=("float16", ".float()"),
+    ),
+    Answer(
+        "softmax",
+        "logsumexp style",
+        code="""
 def softmax(x, dim=-1):
     m = x.amax(dim=dim, keepdim=True)
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
     e = torch.exp(x - m)
     s = e.sum(dim=dim, keepdim=True)
     return torch.where(s > 0, e / torch.where(s > 0, s, torch.ones_like(s)), torch.zeros_like(e))
-''', correct=True),
-    Answer("softmax", "moves dim last, masked_fill and a boolean sum", code='''
+""",
+        correct=True,
+    ),
+    Answer(
+        "softmax",
+        "moves dim last, masked_fill and a boolean sum",
+        code="""
 def softmax(x, dim=-1):
     last = x.movedim(dim, -1)
     peak = last.max(dim=-1, keepdim=True).values
@@ -74,8 +157,13 @@ def softmax(x, dim=-1):
     e = (last - peak).exp()
     s = e.sum(-1, keepdim=True)
     return (e / (s + (s == 0))).movedim(-1, dim)  # s == 0 only for an all -inf slice: divide it by 1
-''', correct=True),
-    Answer("softmax", "explicit loop over slices", code='''
+""",
+        correct=True,
+    ),
+    Answer(
+        "softmax",
+        "explicit loop over slices",
+        code="""
 import math
 
 def softmax(x, dim=-1):
@@ -91,59 +179,140 @@ def softmax(x, dim=-1):
         out.append(e / e.sum())
     stacked = torch.stack(out) if out else rows
     return stacked.reshape(moved.shape).movedim(-1, dim)
-''', correct=True),
-
+""",
+        correct=True,
+    ),
     # ------------------------------------------------------------- scaled_dot_product_attention
-    Answer("scaled_dot_product_attention", "k.T on batched tensors",
-           replace=[("q @ k.transpose(-2, -1)", "q @ k.T")], hint=("transpose(-2, -1)",)),
-    Answer("scaled_dot_product_attention", "permute for 3-D tensors only",
-           replace=[("q @ k.transpose(-2, -1)", "q @ k.permute(0, 2, 1)")], hint=("leading dimensions",)),
-    Answer("scaled_dot_product_attention", "scaled by sqrt(d_v)", replace=[("math.sqrt(q.size(-1))", "math.sqrt(v.size(-1))")],
-           hint=("sqrt(d_v)", "d_k")),
-    Answer("scaled_dot_product_attention", "scaled by sqrt(seq)", replace=[("math.sqrt(q.size(-1))", "math.sqrt(k.size(-2))")],
-           hint=("sqrt(k_len)", "d_k")),
-    Answer("scaled_dot_product_attention", "not scaled", replace=[(" / math.sqrt(q.size(-1))", "")],
-           hint=("not scaled",)),
-    Answer("scaled_dot_product_attention", "scaled by d_k", replace=[("math.sqrt(q.size(-1))", "q.size(-1)")],
-           hint=("square root",)),
-    Answer("scaled_dot_product_attention", "mask polarity inverted",
-           replace=[("scores.masked_fill(~mask, float(\"-inf\"))", "scores.masked_fill(mask, float(\"-inf\"))")],
-           hint=("polarity", "True means may attend")),
-    Answer("scaled_dot_product_attention", "mask ignored",
-           replace=[("scores = scores.masked_fill(~mask, float(\"-inf\"))", "pass")], hint=("mask was not used",)),
-    Answer("scaled_dot_product_attention", "mask applied after the softmax",
-           replace=[("scores = scores.masked_fill(~mask, float(\"-inf\"))  # blocked keys get exp(-inf) = 0", "pass"),
-                    ("weights = softmax(scores, dim=-1)  # each row sums to 1 (or is all 0)",
-                     "weights = softmax(scores, dim=-1)\n    if mask is not None:\n        weights = weights * mask")],
-           hint=("after the softmax",)),
-    Answer("scaled_dot_product_attention", "fills with -1e9",
-           replace=[("float(\"-inf\")", "-1e9")], hint=("-inf", "uniform")),
-    Answer("scaled_dot_product_attention", "torch.softmax instead of its own",
-           replace=[("weights = softmax(scores, dim=-1)", "weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)")],
-           hint=("torch.softmax",)),
-    Answer("scaled_dot_product_attention", "F.scaled_dot_product_attention for the output",
-           replace=[("return weights @ v, weights",
-                     "return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask), weights")],
-           hint=("F.scaled_dot_product_attention",)),
-    Answer("scaled_dot_product_attention", "softmax over the queries",
-           replace=[("weights = softmax(scores, dim=-1)", "weights = softmax(scores, dim=-2)")], hint=("over the keys",)),
-    Answer("scaled_dot_product_attention", "returns (weights, output)",
-           replace=[("return weights @ v, weights", "return weights, weights @ v")], hint=("swapped", "in that order")),
-    Answer("scaled_dot_product_attention", "returns the output only",
-           replace=[("return weights @ v, weights", "return weights @ v")], hint=("tuple",)),
-    Answer("scaled_dot_product_attention", "reshapes the mask for (B, T) padding",
-           replace=[("masked_fill(~mask,", "masked_fill(~mask.unsqueeze(1),")], hint=("as it is given",)),
-    Answer("scaled_dot_product_attention", "computes in float32",
-           replace=[("scores = q @ k.transpose(-2, -1)", "q, k, v = q.float(), k.float(), v.float()\n"
-                     "    scores = q @ k.transpose(-2, -1)")], hint=("float16",)),
-    Answer("scaled_dot_product_attention", "einsum and torch.where", code=SDPA_HEAD + '''
+    Answer(
+        "scaled_dot_product_attention",
+        "k.T on batched tensors",
+        replace=[("q @ k.transpose(-2, -1)", "q @ k.T")],
+        hint=("transpose(-2, -1)",),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "permute for 3-D tensors only",
+        replace=[("q @ k.transpose(-2, -1)", "q @ k.permute(0, 2, 1)")],
+        hint=("leading dimensions",),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "scaled by sqrt(d_v)",
+        replace=[("math.sqrt(q.size(-1))", "math.sqrt(v.size(-1))")],
+        hint=("sqrt(d_v)", "d_k"),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "scaled by sqrt(seq)",
+        replace=[("math.sqrt(q.size(-1))", "math.sqrt(k.size(-2))")],
+        hint=("sqrt(k_len)", "d_k"),
+    ),
+    Answer(
+        "scaled_dot_product_attention", "not scaled", replace=[(" / math.sqrt(q.size(-1))", "")], hint=("not scaled",)
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "scaled by d_k",
+        replace=[("math.sqrt(q.size(-1))", "q.size(-1)")],
+        hint=("square root",),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "mask polarity inverted",
+        replace=[('scores.masked_fill(~mask, float("-inf"))', 'scores.masked_fill(mask, float("-inf"))')],
+        hint=("polarity", "True means may attend"),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "mask ignored",
+        replace=[('scores = scores.masked_fill(~mask, float("-inf"))', "pass")],
+        hint=("mask was not used",),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "mask applied after the softmax",
+        replace=[
+            ('scores = scores.masked_fill(~mask, float("-inf"))  # blocked keys get exp(-inf) = 0', "pass"),
+            (
+                "weights = softmax(scores, dim=-1)  # each row sums to 1 (or is all 0)",
+                "weights = softmax(scores, dim=-1)\n    if mask is not None:\n        weights = weights * mask",
+            ),
+        ],
+        hint=("after the softmax",),
+    ),
+    Answer(
+        "scaled_dot_product_attention", "fills with -1e9", replace=[('float("-inf")', "-1e9")], hint=("-inf", "uniform")
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "torch.softmax instead of its own",
+        replace=[("weights = softmax(scores, dim=-1)", "weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)")],
+        hint=("torch.softmax",),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "F.scaled_dot_product_attention for the output",
+        replace=[
+            (
+                "return weights @ v, weights",
+                "return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask), weights",
+            )
+        ],
+        hint=("F.scaled_dot_product_attention",),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "softmax over the queries",
+        replace=[("weights = softmax(scores, dim=-1)", "weights = softmax(scores, dim=-2)")],
+        hint=("over the keys",),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "returns (weights, output)",
+        replace=[("return weights @ v, weights", "return weights, weights @ v")],
+        hint=("swapped", "in that order"),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "returns the output only",
+        replace=[("return weights @ v, weights", "return weights @ v")],
+        hint=("tuple",),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "reshapes the mask for (B, T) padding",
+        replace=[("masked_fill(~mask,", "masked_fill(~mask.unsqueeze(1),")],
+        hint=("as it is given",),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "computes in float32",
+        replace=[
+            (
+                "scores = q @ k.transpose(-2, -1)",
+                "q, k, v = q.float(), k.float(), v.float()\n    scores = q @ k.transpose(-2, -1)",
+            )
+        ],
+        hint=("float16",),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "einsum and torch.where",
+        code=SDPA_HEAD
+        + """
     scores = torch.einsum("...qd,...kd->...qk", q, k) / math.sqrt(q.shape[-1])
     if mask is not None:
         scores = torch.where(mask, scores, torch.tensor(float("-inf"), dtype=scores.dtype))
     weights = softmax(scores)
     return torch.einsum("...qk,...kd->...qd", weights, v), weights
-''', correct=True),
-    Answer("scaled_dot_product_attention", "scales q first, mT and logical_not", code=SDPA_HEAD + '''
+""",
+        correct=True,
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "scales q first, mT and logical_not",
+        code=SDPA_HEAD
+        + """
     q = q * q.shape[-1] ** -0.5
     scores = q @ k.mT
     if mask is not None:
@@ -151,8 +320,14 @@ def softmax(x, dim=-1):
     weights = softmax(scores, dim=scores.dim() - 1)
     output = weights @ v
     return output, weights
-''', correct=True),
-    Answer("scaled_dot_product_attention", "flattens the leading dimensions for bmm", code=SDPA_HEAD + '''
+""",
+        correct=True,
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "flattens the leading dimensions for bmm",
+        code=SDPA_HEAD
+        + """
     *lead, q_len, d_k = q.shape
     k_len = k.shape[-2]
     q3, k3, v3 = q.reshape(-1, q_len, d_k), k.reshape(-1, k_len, d_k), v.reshape(-1, k_len, v.shape[-1])
@@ -162,33 +337,76 @@ def softmax(x, dim=-1):
     weights = softmax(scores, -1)
     output = torch.bmm(weights.reshape(-1, q_len, k_len), v3).reshape(*lead, q_len, v.shape[-1])
     return output, weights
-''', correct=True),
-
+""",
+        correct=True,
+    ),
     # ----------------------------------------------------------------------------- SelfAttention
-    Answer("SelfAttention", "w_k shares w_q", replace=[("self.w_k = nn.Linear(d_model, d_model)", "self.w_k = self.w_q")],
-           hint=("share",)),
-    Answer("SelfAttention", "values from w_k", replace=[("self.w_v(x)  # each", "self.w_k(x)  # each")],
-           hint=("self.w_k(x)", "self.w_v(x)")),
+    Answer(
+        "SelfAttention",
+        "w_k shares w_q",
+        replace=[("self.w_k = nn.Linear(d_model, d_model)", "self.w_k = self.w_q")],
+        hint=("share",),
+    ),
+    Answer(
+        "SelfAttention",
+        "values from w_k",
+        replace=[("self.w_v(x)  # each", "self.w_k(x)  # each")],
+        hint=("self.w_k(x)", "self.w_v(x)"),
+    ),
     Answer("SelfAttention", "values are x itself", replace=[("self.w_v(x)  # each", "x  # each")], hint=("x itself",)),
-    Answer("SelfAttention", "queries and keys swapped",
-           replace=[("q, k, v = self.w_q(x), self.w_k(x), self.w_v(x)", "q, k, v = self.w_k(x), self.w_q(x), self.w_v(x)")],
-           hint=("swapped",)),
-    Answer("SelfAttention", "bias=False", replace=[("nn.Linear(d_model, d_model)", "nn.Linear(d_model, d_model, bias=False)")],
-           hint=("bias",)),
-    Answer("SelfAttention", "half-width projections", replace=[("nn.Linear(d_model, d_model)", "nn.Linear(d_model, d_model // 2)")],
-           hint=("nn.Linear(8, 8)",)),
-    Answer("SelfAttention", "mask not passed on", replace=[("scaled_dot_product_attention(q, k, v, mask)",
-                                                           "scaled_dot_product_attention(q, k, v)")],
-           hint=("pass the mask on",)),
-    Answer("SelfAttention", "mask inverted (nn.MultiheadAttention's convention)",
-           replace=[("scaled_dot_product_attention(q, k, v, mask)",
-                     "scaled_dot_product_attention(q, k, v, None if mask is None else ~mask)")],
-           hint=("polarity", "True means may attend")),
-    Answer("SelfAttention", "always causal", replace=[("scaled_dot_product_attention(q, k, v, mask)",
-                                                      "scaled_dot_product_attention(q, k, v, torch.ones(x.size(1), "
-                                                      "x.size(1), dtype=torch.bool).tril())")],
-           hint=("causal",)),
-    Answer("SelfAttention", "layers made in forward", code=SELF_HEAD + '''
+    Answer(
+        "SelfAttention",
+        "queries and keys swapped",
+        replace=[
+            ("q, k, v = self.w_q(x), self.w_k(x), self.w_v(x)", "q, k, v = self.w_k(x), self.w_q(x), self.w_v(x)")
+        ],
+        hint=("swapped",),
+    ),
+    Answer(
+        "SelfAttention",
+        "bias=False",
+        replace=[("nn.Linear(d_model, d_model)", "nn.Linear(d_model, d_model, bias=False)")],
+        hint=("bias",),
+    ),
+    Answer(
+        "SelfAttention",
+        "half-width projections",
+        replace=[("nn.Linear(d_model, d_model)", "nn.Linear(d_model, d_model // 2)")],
+        hint=("nn.Linear(8, 8)",),
+    ),
+    Answer(
+        "SelfAttention",
+        "mask not passed on",
+        replace=[("scaled_dot_product_attention(q, k, v, mask)", "scaled_dot_product_attention(q, k, v)")],
+        hint=("pass the mask on",),
+    ),
+    Answer(
+        "SelfAttention",
+        "mask inverted (nn.MultiheadAttention's convention)",
+        replace=[
+            (
+                "scaled_dot_product_attention(q, k, v, mask)",
+                "scaled_dot_product_attention(q, k, v, None if mask is None else ~mask)",
+            )
+        ],
+        hint=("polarity", "True means may attend"),
+    ),
+    Answer(
+        "SelfAttention",
+        "always causal",
+        replace=[
+            (
+                "scaled_dot_product_attention(q, k, v, mask)",
+                "scaled_dot_product_attention(q, k, v, torch.ones(x.size(1), x.size(1), dtype=torch.bool).tril())",
+            )
+        ],
+        hint=("causal",),
+    ),
+    Answer(
+        "SelfAttention",
+        "layers made in forward",
+        code=SELF_HEAD
+        + """
 class SelfAttention(nn.Module):
     def __init__(self, d_model):
         super().__init__()
@@ -200,8 +418,14 @@ class SelfAttention(nn.Module):
     def forward(self, x, mask=None):
         self.w_q, self.w_k, self.w_v = (nn.Linear(self.d_model, self.d_model) for _ in range(3))
         return scaled_dot_product_attention(self.w_q(x), self.w_k(x), self.w_v(x), mask)
-''', hint=("__init__",)),
-    Answer("SelfAttention", "w_v after attention", code=SELF_HEAD + '''
+""",
+        hint=("__init__",),
+    ),
+    Answer(
+        "SelfAttention",
+        "w_v after attention",
+        code=SELF_HEAD
+        + """
 class SelfAttention(nn.Module):
     def __init__(self, d_model):
         super().__init__()
@@ -212,8 +436,14 @@ class SelfAttention(nn.Module):
     def forward(self, x, mask=None):
         mixed, weights = scaled_dot_product_attention(self.w_q(x), self.w_k(x), x, mask)
         return self.w_v(mixed), weights  # rows sum to 1, so this is the same... except for a fully masked row
-''', hint=("project the values first",)),
-    Answer("SelfAttention", "scaled by sqrt(seq), inline", code=SELF_HEAD + '''
+""",
+        hint=("project the values first",),
+    ),
+    Answer(
+        "SelfAttention",
+        "scaled by sqrt(seq), inline",
+        code=SELF_HEAD
+        + """
 class SelfAttention(nn.Module):
     def __init__(self, d_model):
         super().__init__()
@@ -228,8 +458,14 @@ class SelfAttention(nn.Module):
             scores = scores.masked_fill(~mask, float("-inf"))
         weights = softmax(scores)
         return weights @ v, weights
-''', hint=("sqrt(seq)", "sqrt(d_model)")),
-    Answer("SelfAttention", "k.T inline", code=SELF_HEAD + '''
+""",
+        hint=("sqrt(seq)", "sqrt(d_model)"),
+    ),
+    Answer(
+        "SelfAttention",
+        "k.T inline",
+        code=SELF_HEAD
+        + """
 class SelfAttention(nn.Module):
     def __init__(self, d_model):
         super().__init__()
@@ -244,8 +480,14 @@ class SelfAttention(nn.Module):
             scores = scores.masked_fill(~mask, float("-inf"))
         weights = softmax(scores)
         return weights @ v, weights
-''', hint=("transpose(-2, -1)",)),
-    Answer("SelfAttention", "layers kept in a plain list", code=SELF_HEAD + '''
+""",
+        hint=("transpose(-2, -1)",),
+    ),
+    Answer(
+        "SelfAttention",
+        "layers kept in a plain list",
+        code=SELF_HEAD
+        + """
 class SelfAttention(nn.Module):
     def __init__(self, d_model):
         super().__init__()
@@ -257,16 +499,37 @@ class SelfAttention(nn.Module):
 
     def forward(self, x, mask=None):
         return scaled_dot_product_attention(self.w_q(x), self.w_k(x), self.w_v(x), mask)
-''', hint=("registers",)),
-    Answer("SelfAttention", "returns the output only",
-           replace=[("return scaled_dot_product_attention(q, k, v, mask)", "return scaled_dot_product_attention(q, k, v, mask)[0]")],
-           hint=("tuple",)),
-    Answer("SelfAttention", "F.scaled_dot_product_attention", replace=[
-        ("return scaled_dot_product_attention(q, k, v, mask)",
-         "weights = scaled_dot_product_attention(q, k, v, mask)[1]\n"
-         "        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask), weights")],
-        hint=("F.scaled_dot_product_attention",)),
-    Answer("SelfAttention", "nn.ModuleList behind properties", code=SELF_HEAD + '''
+""",
+        hint=("registers",),
+    ),
+    Answer(
+        "SelfAttention",
+        "returns the output only",
+        replace=[
+            (
+                "return scaled_dot_product_attention(q, k, v, mask)",
+                "return scaled_dot_product_attention(q, k, v, mask)[0]",
+            )
+        ],
+        hint=("tuple",),
+    ),
+    Answer(
+        "SelfAttention",
+        "F.scaled_dot_product_attention",
+        replace=[
+            (
+                "return scaled_dot_product_attention(q, k, v, mask)",
+                "weights = scaled_dot_product_attention(q, k, v, mask)[1]\n"
+                "        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask), weights",
+            )
+        ],
+        hint=("F.scaled_dot_product_attention",),
+    ),
+    Answer(
+        "SelfAttention",
+        "nn.ModuleList behind properties",
+        code=SELF_HEAD
+        + """
 class SelfAttention(nn.Module):
     def __init__(self, d_model):
         super().__init__()
@@ -279,8 +542,14 @@ class SelfAttention(nn.Module):
     def forward(self, x, mask=None):
         q, k, v = (projection(x) for projection in self.projections)
         return scaled_dot_product_attention(q, k, v, mask)
-''', correct=True),
-    Answer("SelfAttention", "F.linear and an inline einsum", code=SELF_HEAD + '''
+""",
+        correct=True,
+    ),
+    Answer(
+        "SelfAttention",
+        "F.linear and an inline einsum",
+        code=SELF_HEAD
+        + """
 import torch.nn.functional as F
 
 class SelfAttention(nn.Module):
@@ -298,5 +567,7 @@ class SelfAttention(nn.Module):
             scores = torch.where(mask, scores, float("-inf"))
         weights = softmax(scores, dim=-1)
         return torch.einsum("bqk,bkd->bqd", weights, v), weights
-''', correct=True),
+""",
+        correct=True,
+    ),
 ]

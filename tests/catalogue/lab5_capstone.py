@@ -1,4 +1,5 @@
 """Answers to lab 5 (the capstone): see tests/catalogue/__init__.py for the format."""
+
 from tests.catalogue import Answer
 
 SCALE = "return self.pos_encoding(embedding(tokens) * self.d_model ** 0.5, offset=offset)"
@@ -11,46 +12,117 @@ INIT = """        for p in self.parameters():  # Xavier initialisation of every 
 """
 
 TRANSFORMER = [
-    Answer("transformer", "no sqrt(d_model) scale", replace=(SCALE, "return self.pos_encoding(embedding(tokens), offset=offset)"),
-           hint=("no scale", "sqrt(d_model)")),
-    Answer("transformer", "scaled by sqrt(d_head)",
-           replace=(SCALE, "return self.pos_encoding(embedding(tokens) * (self.d_model // len(self.encoder_layers[0].self_attn.w_q.weight) * 0 + self.encoder_layers[0].self_attn.d_head) ** 0.5, offset=offset)"),
-           hint=("sqrt(d_head)", "sqrt(d_model)")),
-    Answer("transformer", "offset ignored", replace=(SCALE, "return self.pos_encoding(embedding(tokens) * self.d_model ** 0.5)"),
-           hint=("offset",)),
-    Answer("transformer", "no positions", replace=(SCALE, "return embedding(tokens) * self.d_model ** 0.5"),
-           hint=("positional encoding",)),
-    Answer("transformer", "encoder without padding mask", replace=(ENC_MASK, "mask = None"),
-           hint=("padding_mask(src, self.pad_id)",)),
-    Answer("transformer", "pad id 0 hard-coded", replace=[(ENC_MASK, "mask = padding_mask(src, 0)"),
-                                                         (DEC_MASK, "tgt_mask = decoder_mask(tgt_in, 0)"),
-                                                         ("padding_mask(src, self.pad_id))", "padding_mask(src, 0))")],
-           hint=("pad_id", "ordinary token")),
-    Answer("transformer", "causal mask in the encoder", replace=(ENC_MASK, "mask = padding_mask(src, self.pad_id) & causal_mask(src.size(1))"),
-           hint=("bidirectional",)),
-    Answer("transformer", "decoder without causal mask", replace=(DEC_MASK, "tgt_mask = padding_mask(tgt_in, self.pad_id)"),
-           hint=("causal",)),
-    Answer("transformer", "decoder mask lets pad keys through", replace=(DEC_MASK, "tgt_mask = causal_mask(tgt_in.size(1))"),
-           hint=("pad tokens",)),
-    Answer("transformer", "memory_mask not passed to the layers", replace=(DEC_CALL, "x = layer(x, memory, tgt_mask)"),
-           hint=("memory_mask",)),
-    Answer("transformer", "forward drops memory_mask",
-           replace=("return self.decode(tgt_in, self.encode(src), padding_mask(src, self.pad_id))",
-                    "return self.decode(tgt_in, self.encode(src), None)"),
-           hint=("memory_mask", "cross-attention")),
-    Answer("transformer", "one embedding for source and target", replace=("x = self.embed(src, self.src_embed)", "x = self.embed(src, self.tgt_embed)"),
-           hint=("src_embed",)),
+    Answer(
+        "transformer",
+        "no sqrt(d_model) scale",
+        replace=(SCALE, "return self.pos_encoding(embedding(tokens), offset=offset)"),
+        hint=("no scale", "sqrt(d_model)"),
+    ),
+    Answer(
+        "transformer",
+        "scaled by sqrt(d_head)",
+        replace=(
+            SCALE,
+            "return self.pos_encoding(embedding(tokens) * (self.d_model // len(self.encoder_layers[0].self_attn.w_q.weight) * 0 + self.encoder_layers[0].self_attn.d_head) ** 0.5, offset=offset)",
+        ),
+        hint=("sqrt(d_head)", "sqrt(d_model)"),
+    ),
+    Answer(
+        "transformer",
+        "offset ignored",
+        replace=(SCALE, "return self.pos_encoding(embedding(tokens) * self.d_model ** 0.5)"),
+        hint=("offset",),
+    ),
+    Answer(
+        "transformer",
+        "no positions",
+        replace=(SCALE, "return embedding(tokens) * self.d_model ** 0.5"),
+        hint=("positional encoding",),
+    ),
+    Answer(
+        "transformer",
+        "encoder without padding mask",
+        replace=(ENC_MASK, "mask = None"),
+        hint=("padding_mask(src, self.pad_id)",),
+    ),
+    Answer(
+        "transformer",
+        "pad id 0 hard-coded",
+        replace=[
+            (ENC_MASK, "mask = padding_mask(src, 0)"),
+            (DEC_MASK, "tgt_mask = decoder_mask(tgt_in, 0)"),
+            ("padding_mask(src, self.pad_id))", "padding_mask(src, 0))"),
+        ],
+        hint=("pad_id", "ordinary token"),
+    ),
+    Answer(
+        "transformer",
+        "causal mask in the encoder",
+        replace=(ENC_MASK, "mask = padding_mask(src, self.pad_id) & causal_mask(src.size(1))"),
+        hint=("bidirectional",),
+    ),
+    Answer(
+        "transformer",
+        "decoder without causal mask",
+        replace=(DEC_MASK, "tgt_mask = padding_mask(tgt_in, self.pad_id)"),
+        hint=("causal",),
+    ),
+    Answer(
+        "transformer",
+        "decoder mask lets pad keys through",
+        replace=(DEC_MASK, "tgt_mask = causal_mask(tgt_in.size(1))"),
+        hint=("pad tokens",),
+    ),
+    Answer(
+        "transformer",
+        "memory_mask not passed to the layers",
+        replace=(DEC_CALL, "x = layer(x, memory, tgt_mask)"),
+        hint=("memory_mask",),
+    ),
+    Answer(
+        "transformer",
+        "forward drops memory_mask",
+        replace=(
+            "return self.decode(tgt_in, self.encode(src), padding_mask(src, self.pad_id))",
+            "return self.decode(tgt_in, self.encode(src), None)",
+        ),
+        hint=("memory_mask", "cross-attention"),
+    ),
+    Answer(
+        "transformer",
+        "one embedding for source and target",
+        replace=("x = self.embed(src, self.src_embed)", "x = self.embed(src, self.tgt_embed)"),
+        hint=("src_embed",),
+    ),
     Answer("transformer", "PyTorch's default initialisation", replace=(INIT, ""), hint=("xavier_uniform_", "N(0, 1)")),
-    Answer("transformer", "one layer object repeated",
-           replace=("self.encoder_layers = nn.ModuleList(EncoderLayer(d_model, num_heads, d_ff) for _ in range(num_layers))",
-                    "self.encoder_layers = nn.ModuleList([EncoderLayer(d_model, num_heads, d_ff)] * num_layers)"),
-           hint=("same layer object", "share")),
-    Answer("transformer", "num_layers ignored",
-           replace=("self.decoder_layers = nn.ModuleList(DecoderLayer(d_model, num_heads, d_ff) for _ in range(num_layers))",
-                    "self.decoder_layers = nn.ModuleList([DecoderLayer(d_model, num_heads, d_ff)])"),
-           hint=("num_layers",)),
-    Answer("transformer", "no output projection", replace=("return self.out(x)", "return x"), hint=("tgt_vocab", "self.out")),
-    Answer("transformer", "explicit masks and loops", code='''
+    Answer(
+        "transformer",
+        "one layer object repeated",
+        replace=(
+            "self.encoder_layers = nn.ModuleList(EncoderLayer(d_model, num_heads, d_ff) for _ in range(num_layers))",
+            "self.encoder_layers = nn.ModuleList([EncoderLayer(d_model, num_heads, d_ff)] * num_layers)",
+        ),
+        hint=("same layer object", "share"),
+    ),
+    Answer(
+        "transformer",
+        "num_layers ignored",
+        replace=(
+            "self.decoder_layers = nn.ModuleList(DecoderLayer(d_model, num_heads, d_ff) for _ in range(num_layers))",
+            "self.decoder_layers = nn.ModuleList([DecoderLayer(d_model, num_heads, d_ff)])",
+        ),
+        hint=("num_layers",),
+    ),
+    Answer(
+        "transformer",
+        "no output projection",
+        replace=("return self.out(x)", "return x"),
+        hint=("tgt_vocab", "self.out"),
+    ),
+    Answer(
+        "transformer",
+        "explicit masks and loops",
+        code='''
 class Transformer(nn.Module):
     """Written out by hand: the masks from comparisons, the layers appended one by one."""
 
@@ -91,8 +163,13 @@ class Transformer(nn.Module):
     def forward(self, src, tgt_in):
         memory_mask = (src != self.pad_id)[:, None, None, :]
         return self.decode(tgt_in, self.encode(src), memory_mask)
-''', correct=True),
-    Answer("transformer", "helper methods and normal init", code='''
+''',
+        correct=True,
+    ),
+    Answer(
+        "transformer",
+        "helper methods and normal init",
+        code='''
 class Transformer(nn.Module):
     """Embeddings initialised N(0, 1/d_model) (the scale Xavier gives, about), layers built by a helper."""
 
@@ -131,9 +208,10 @@ class Transformer(nn.Module):
 
     def forward(self, src, tgt_in):
         return self.decode(tgt_in, self.encode(src), padding_mask(src, self.pad_id))
-''', correct=True),
+''',
+        correct=True,
+    ),
 ]
-
 
 
 TRAIN_CALL = "train(model, task, TrainConfig(steps=350, batch_size=64, lr=8e-3, warmup=60), progress=False)"
@@ -141,32 +219,80 @@ BUILD = """    model = Transformer(task.vocab_size, task.vocab_size, d_model=64,
                         max_len=64)"""
 
 TRAIN = [
-    Answer("train", "no warm-up at a large lr",
-           replace=(TRAIN_CALL, "train(model, task, TrainConfig(steps=350, batch_size=64, lr=8e-3, warmup=0), progress=False)"),
-           hint=("warm-up",)),
-    Answer("train", "too few steps",
-           replace=(TRAIN_CALL, "train(model, task, TrainConfig(steps=120, batch_size=64, lr=8e-3, warmup=60), progress=False)"),
-           hint=("too few steps",)),
-    Answer("train", "far too many steps",
-           replace=(TRAIN_CALL, "train(model, task, TrainConfig(steps=4000, batch_size=64, lr=8e-3, warmup=60), progress=False)"),
-           hint=("fewer steps", "4000 steps")),
-    Answer("train", "the copy task", replace=("    ### BEGIN SOLUTION\n", "    ### BEGIN SOLUTION\n    task = TaskConfig('copy')\n"),
-           hint=("reversal",)),
-    Answer("train", "only short strings",
-           replace=("    ### BEGIN SOLUTION\n", "    ### BEGIN SOLUTION\n    task = TaskConfig('reverse', min_len=1, max_len=8)\n"),
-           hint=("1 to 16",)),
+    Answer(
+        "train",
+        "no warm-up at a large lr",
+        replace=(
+            TRAIN_CALL,
+            "train(model, task, TrainConfig(steps=350, batch_size=64, lr=8e-3, warmup=0), progress=False)",
+        ),
+        hint=("warm-up",),
+    ),
+    Answer(
+        "train",
+        "too few steps",
+        replace=(
+            TRAIN_CALL,
+            "train(model, task, TrainConfig(steps=120, batch_size=64, lr=8e-3, warmup=60), progress=False)",
+        ),
+        hint=("too few steps",),
+    ),
+    Answer(
+        "train",
+        "far too many steps",
+        replace=(
+            TRAIN_CALL,
+            "train(model, task, TrainConfig(steps=4000, batch_size=64, lr=8e-3, warmup=60), progress=False)",
+        ),
+        hint=("fewer steps", "4000 steps"),
+    ),
+    Answer(
+        "train",
+        "the copy task",
+        replace=("    ### BEGIN SOLUTION\n", "    ### BEGIN SOLUTION\n    task = TaskConfig('copy')\n"),
+        hint=("reversal",),
+    ),
+    Answer(
+        "train",
+        "only short strings",
+        replace=(
+            "    ### BEGIN SOLUTION\n",
+            "    ### BEGIN SOLUTION\n    task = TaskConfig('reverse', min_len=1, max_len=8)\n",
+        ),
+        hint=("1 to 16",),
+    ),
     Answer("train", "returns nothing", replace=("    return model", "    pass"), hint=("return model",)),
-    Answer("train", "returns the model and the losses",
-           replace=[(TRAIN_CALL, "losses = " + TRAIN_CALL), ("    return model", "    return model, losses")],
-           hint=("tuple", "model alone")),
-    Answer("train", "returns a fresh model",
-           replace=("    return model", "    return Transformer(13, 13, 64, 2, 2, 128, 64)"), hint=("the model you passed",)),
-    Answer("train", "too small a model", replace=(BUILD, "    model = Transformer(13, 13, d_model=16, num_heads=2, num_layers=1, d_ff=32, max_len=64)"),
-           hint=("too small",)),
-    Answer("train", "embeddings left at N(0, 1)",
-           replace=(BUILD, BUILD + "\n    nn.init.normal_(model.src_embed.weight)\n    nn.init.normal_(model.tgt_embed.weight)"),
-           hint=("initialisation or scale", "xavier_uniform_")),
-    Answer("train", "a decoder that sees the next token", code="""
+    Answer(
+        "train",
+        "returns the model and the losses",
+        replace=[(TRAIN_CALL, "losses = " + TRAIN_CALL), ("    return model", "    return model, losses")],
+        hint=("tuple", "model alone"),
+    ),
+    Answer(
+        "train",
+        "returns a fresh model",
+        replace=("    return model", "    return Transformer(13, 13, 64, 2, 2, 128, 64)"),
+        hint=("the model you passed",),
+    ),
+    Answer(
+        "train",
+        "too small a model",
+        replace=(BUILD, "    model = Transformer(13, 13, d_model=16, num_heads=2, num_layers=1, d_ff=32, max_len=64)"),
+        hint=("too small",),
+    ),
+    Answer(
+        "train",
+        "embeddings left at N(0, 1)",
+        replace=(
+            BUILD,
+            BUILD + "\n    nn.init.normal_(model.src_embed.weight)\n    nn.init.normal_(model.tgt_embed.weight)",
+        ),
+        hint=("initialisation or scale", "xavier_uniform_"),
+    ),
+    Answer(
+        "train",
+        "a decoder that sees the next token",
+        code="""
 class Peeking(Transformer):
     def decode(self, tgt_in, memory, memory_mask):
         x = self.embed(tgt_in, self.tgt_embed)
@@ -181,8 +307,13 @@ def train_reversal_model():
     model = Peeking(13, 13, 64, 2, 2, 128, 64)
     train(model, task, TrainConfig(steps=350, lr=8e-3, warmup=60), progress=False)
     return model
-""", hint=("causal",)),
-    Answer("train", "keywords instead of a TrainConfig", code="""
+""",
+        hint=("causal",),
+    ),
+    Answer(
+        "train",
+        "keywords instead of a TrainConfig",
+        code="""
 def train_reversal_model():
     import tinyformer.train as tt
 
@@ -191,8 +322,13 @@ def train_reversal_model():
     model = Transformer(task.vocab_size, task.vocab_size, 64, 2, 2, 128, 64)
     tt.train(model, task, progress=False, steps=350, lr=8e-3, warmup=60)  # the same run as the reference's
     return model
-""", correct=True),
-    Answer("train", "a config edited field by field, positional arguments", code="""
+""",
+        correct=True,
+    ),
+    Answer(
+        "train",
+        "a config edited field by field, positional arguments",
+        code="""
 def train_reversal_model():
     torch.random.manual_seed(0)
     settings = TrainConfig()
@@ -201,7 +337,9 @@ def train_reversal_model():
     net = Transformer(13, 13, 64, 2, 2, 128, 64)
     train(net, reverse, settings, None, 25, False)  # the reference's run (replayed by the tests' cache)
     return net.eval()
-""", correct=True),
+""",
+        correct=True,
+    ),
 ]
 
 STEP = "        x = self.embed(out[:, -1:], self.tgt_embed, offset=step)  # (B, 1, d_model): the newest token only"
@@ -210,39 +348,101 @@ LAYER = "            x = layer(x, memory, tgt_mask, memory_mask, cache=cache)"
 PAD_AFTER = "        next_token = torch.where(finished, torch.full_like(next_token, self.pad_id), next_token)"
 
 GENERATE = [
-    Answer("generate", "re-encodes the source every step",
-           replace=(STEP, "        memory = self.encode(src)\n" + STEP), hint=("encode the source once",)),
-    Answer("generate", "the whole prefix into the cache",
-           replace=(STEP, "        x = self.embed(out, self.tgt_embed)"), hint=("newest token",)),
-    Answer("generate", "positions always 0",
-           replace=(STEP, "        x = self.embed(out[:, -1:], self.tgt_embed)"), hint=("offset = step",)),
-    Answer("generate", "positions off by one",
-           replace=(STEP, "        x = self.embed(out[:, -1:], self.tgt_embed, offset=out.size(1))"), hint=("offset = step", "bos is at 0")),
-    Answer("generate", "caches kept from the last call",
-           replace=(CACHES, "    if not hasattr(self, 'kv'):\n        self.kv = [(KVCache(), KVCache(static=True)) for _ in self.decoder_layers]\n    caches = self.kv"),
-           hint=("new in every call",)),
-    Answer("generate", "one cache pair for every layer",
-           replace=(CACHES, "    caches = [(KVCache(), KVCache(static=True))] * len(self.decoder_layers)"),
-           hint=("per decoder layer",)),
-    Answer("generate", "cross-attention cache not static",
-           replace=(CACHES, "    caches = [(KVCache(), KVCache()) for _ in self.decoder_layers]"), hint=("static",)),
-    Answer("generate", "no memory_mask in the cached path",
-           replace=(LAYER, "            x = layer(x, memory, tgt_mask, None, cache=cache)"), hint=("memory_mask",)),
-    Answer("generate", "pad keys not hidden",
-           replace=(LAYER, "            x = layer(x, memory, None, memory_mask, cache=cache)"), hint=("pad tokens must stay hidden",)),
+    Answer(
+        "generate",
+        "re-encodes the source every step",
+        replace=(STEP, "        memory = self.encode(src)\n" + STEP),
+        hint=("encode the source once",),
+    ),
+    Answer(
+        "generate",
+        "the whole prefix into the cache",
+        replace=(STEP, "        x = self.embed(out, self.tgt_embed)"),
+        hint=("newest token",),
+    ),
+    Answer(
+        "generate",
+        "positions always 0",
+        replace=(STEP, "        x = self.embed(out[:, -1:], self.tgt_embed)"),
+        hint=("offset = step",),
+    ),
+    Answer(
+        "generate",
+        "positions off by one",
+        replace=(STEP, "        x = self.embed(out[:, -1:], self.tgt_embed, offset=out.size(1))"),
+        hint=("offset = step", "bos is at 0"),
+    ),
+    Answer(
+        "generate",
+        "caches kept from the last call",
+        replace=(
+            CACHES,
+            "    if not hasattr(self, 'kv'):\n        self.kv = [(KVCache(), KVCache(static=True)) for _ in self.decoder_layers]\n    caches = self.kv",
+        ),
+        hint=("new in every call",),
+    ),
+    Answer(
+        "generate",
+        "one cache pair for every layer",
+        replace=(CACHES, "    caches = [(KVCache(), KVCache(static=True))] * len(self.decoder_layers)"),
+        hint=("per decoder layer",),
+    ),
+    Answer(
+        "generate",
+        "cross-attention cache not static",
+        replace=(CACHES, "    caches = [(KVCache(), KVCache()) for _ in self.decoder_layers]"),
+        hint=("static",),
+    ),
+    Answer(
+        "generate",
+        "no memory_mask in the cached path",
+        replace=(LAYER, "            x = layer(x, memory, tgt_mask, None, cache=cache)"),
+        hint=("memory_mask",),
+    ),
+    Answer(
+        "generate",
+        "pad keys not hidden",
+        replace=(LAYER, "            x = layer(x, memory, None, memory_mask, cache=cache)"),
+        hint=("pad tokens must stay hidden",),
+    ),
     Answer("generate", "finished rows not padded", replace=(PAD_AFTER, ""), hint=("finished", "pad_id")),
-    Answer("generate", "stops when any row finishes",
-           replace=("    while out.size(1) < max_len and not finished.all():", "    while out.size(1) < max_len and not finished.any():"),
-           hint=("every row",)),
-    Answer("generate", "one token too many",
-           replace=("    while out.size(1) < max_len and not finished.all():", "    while out.size(1) <= max_len and not finished.all():"),
-           hint=("max_len tokens",)),
-    Answer("generate", "use_cache ignored",
-           replace=("    if not use_cache:\n        return greedy_decode(self, src, max_len, bos_id, eos_id, self.pad_id)\n", ""),
-           hint=("use_cache=False", "greedy_decode")),
-    Answer("generate", "the last token as (B,)",
-           replace=(STEP, "        x = self.embed(out[:, -1], self.tgt_embed, offset=step)"), hint=("KVCache",)),
-    Answer("generate", "a decode_step helper and a lazy pad mask", code="""
+    Answer(
+        "generate",
+        "stops when any row finishes",
+        replace=(
+            "    while out.size(1) < max_len and not finished.all():",
+            "    while out.size(1) < max_len and not finished.any():",
+        ),
+        hint=("every row",),
+    ),
+    Answer(
+        "generate",
+        "one token too many",
+        replace=(
+            "    while out.size(1) < max_len and not finished.all():",
+            "    while out.size(1) <= max_len and not finished.all():",
+        ),
+        hint=("max_len tokens",),
+    ),
+    Answer(
+        "generate",
+        "use_cache ignored",
+        replace=(
+            "    if not use_cache:\n        return greedy_decode(self, src, max_len, bos_id, eos_id, self.pad_id)\n",
+            "",
+        ),
+        hint=("use_cache=False", "greedy_decode"),
+    ),
+    Answer(
+        "generate",
+        "the last token as (B,)",
+        replace=(STEP, "        x = self.embed(out[:, -1], self.tgt_embed, offset=step)"),
+        hint=("KVCache",),
+    ),
+    Answer(
+        "generate",
+        "a decode_step helper and a lazy pad mask",
+        code="""
 def decode_step(self, token, memory, memory_mask, caches, step, key_mask):
     x = self.embed(token, self.tgt_embed, offset=step)  # (B, 1, d_model)
     for layer, pair in zip(self.decoder_layers, caches):
@@ -274,8 +474,13 @@ def generate(self, src, max_len, bos_id, eos_id, use_cache=True):
 
 Transformer.decode_step = decode_step
 Transformer.generate = generate
-""", correct=True),
-    Answer("generate", "a preallocated cache", code="""
+""",
+        correct=True,
+    ),
+    Answer(
+        "generate",
+        "a preallocated cache",
+        code="""
 class Preallocated:
     # Keys and values written into tensors allocated at the first step (no torch.cat).
     def __init__(self, max_len, static=False):
@@ -322,6 +527,8 @@ def generate(self, src, max_len, bos_id, eos_id, use_cache=True):
 
 
 Transformer.generate = generate
-""", correct=True),
+""",
+        correct=True,
+    ),
 ]
 ANSWERS = TRANSFORMER + TRAIN + GENERATE
