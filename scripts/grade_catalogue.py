@@ -3,7 +3,7 @@
 ``tests/test_catalogue.py`` runs every answer in-process against the lab's tests; this script
 checks the same verdicts the way an instructor gets them: ``coursekit.grade`` in subprocess
 kernels, hidden tests included. Each submission is the lab with every exercise answered:
-submission *k* holds the *k*-th catalogue answer of every exercise (the reference where an
+the first is the reference solution, submission *k* + 1 holds the *k*-th catalogue answer of every exercise (the reference where an
 exercise has fewer), so it also checks that exercises are scored independently. A wrong
 answer must score 0 for its exercise, a correct one full points, the reference full points.
 
@@ -43,7 +43,8 @@ def submissions_for(solution_path):
         by_exercise[answer.exercise].append(answer)
     blank = nbformat.read(labs.labs_dir() / solution_path.name, as_version=4)
     rows = []
-    for row in zip_longest(*by_exercise.values()):
+    # Row 1 is the reference solution itself: full marks through the real grader.
+    for row in [(None,) * len(by_exercise), *zip_longest(*by_exercise.values())]:
         chosen = dict(zip(by_exercise, row))
         notebook = nbformat.reads(nbformat.writes(blank), as_version=4)
         for cell in notebook.cells:

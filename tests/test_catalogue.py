@@ -57,17 +57,6 @@ def _make_class(path):
         ids = Counter(answer.id for answer in answers)
         assert all(count == 1 for count in ids.values()), f"answer names repeat: {[i for i, n in ids.items() if n > 1]}"
 
-    def test_reference_passes(self):
-        runner = runner_for(path)
-        from tests.catalogue import Answer
-
-        for info, source, _ in runner.cells:
-            if info.get("role") == "solution":
-                outcome = runner.run(Answer(info["exercise"], "reference", code=source, correct=True))
-                assert outcome.visible_error is None and outcome.hidden_error is None, (
-                    f"{info['exercise']}: the reference fails: {outcome.visible_error or outcome.hidden_error}"
-                )
-
     name = "Test" + "".join(part.title() for part in path.stem.split("_"))
     return name, type(
         name,
@@ -75,7 +64,6 @@ def _make_class(path):
         {
             "test_answer": test_answer,
             "test_every_exercise_has_enough_answers": test_every_exercise_has_enough_answers,
-            "test_reference_passes": test_reference_passes,
         },
     )
 

@@ -455,6 +455,11 @@ def test_reference_of_an_earlier_exercise_may_be_used_by_a_later_one():
 LABS_WITH_EXERCISES = [p.stem for p in labs.solution_paths() if labs.exercises(nbformat.read(p, as_version=4))]
 
 
+# Solutions that train a model (about 25 s of CPU in the grader): graded in full by CI's own step,
+# scripts/grade_catalogue.py (its first row is the reference solution), not in the 3-minute suite.
+SOLUTIONS_GRADED_BY_CI = {"lab5_capstone"}
+
+
 class TestRealLabs:
     @pytest.fixture(scope="class")
     def real_grades(self, tmp_path_factory):
@@ -469,7 +474,9 @@ class TestRealLabs:
             folder.mkdir()
             (folder / "solution.ipynb").write_bytes((labs.solutions_dir() / f"{name}.ipynb").read_bytes())
             (folder / "blank.ipynb").write_bytes((labs.labs_dir() / f"{name}.ipynb").read_bytes())
-            jobs += [(lab, folder / "solution.ipynb"), (lab, folder / "blank.ipynb")]
+            jobs += [(lab, folder / "blank.ipynb")]
+            if name not in SOLUTIONS_GRADED_BY_CI:
+                jobs.append((lab, folder / "solution.ipynb"))
         cpus = os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=cpus) as pool:
             futures = {
@@ -479,11 +486,13 @@ class TestRealLabs:
 
     @pytest.mark.parametrize("name", LABS_WITH_EXERCISES)
     def test_solution_scores_full_marks_and_blank_lab_zero(self, real_grades, name):
-        solved, blank_lab = real_grades[name, "solution"], real_grades[name, "blank"]
-        assert solved.max_points > 0
-        assert (solved.total, solved.status, solved.reasons) == (solved.max_points, "ok", []), grade.feedback_markdown(
-            grade.load_lab(name), solved
-        )
+        blank_lab = real_grades[name, "blank"]
+        if name not in SOLUTIONS_GRADED_BY_CI:
+            solved = real_grades[name, "solution"]
+            assert solved.max_points > 0
+            assert (solved.total, solved.status, solved.reasons) == (solved.max_points, "ok", []), (
+                grade.feedback_markdown(grade.load_lab(name), solved)
+            )
         assert (blank_lab.total, blank_lab.status, blank_lab.reasons) == (0, "ok", []), grade.feedback_markdown(
             grade.load_lab(name), blank_lab
         )
