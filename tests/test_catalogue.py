@@ -38,6 +38,8 @@ def _make_class(path):
 
     @pytest.mark.parametrize("answer", answers, ids=[answer.id for answer in answers])
     def test_answer(self, answer):
+        if answer.trains:
+            pytest.skip("trains a model for real: graded by scripts/grade_catalogue.py (a CI step)")
         found = problems(runner_for(path), answer)
         assert not found, f"{path.stem} {answer.id}:\n" + "\n".join(found)
 

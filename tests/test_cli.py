@@ -12,29 +12,44 @@ from coursekit.__main__ import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "coursekit", *args], cwd=cwd, capture_output=True, text=True)
+def run(*args, cwd, monkeypatch, capsys):
+    """``python -m coursekit ARGS`` run from ``cwd``, in this process: ``(exit code, stdout, stderr)``."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("COURSEKIT_COURSE", raising=False)
+    code = main(list(args))
+    monkeypatch.delenv("COURSEKIT_COURSE", raising=False)  # --course sets it for the command's run
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
-def test_outside_a_course_every_command_says_how_to_point_at_one(tmp_path):
+def test_outside_a_course_every_command_says_how_to_point_at_one(tmp_path, monkeypatch, capsys):
     for args in (("labs", "--check"), ("grade", "--list", "lab1"), ("grade", "lab1", "x.ipynb")):
-        done = run(*args, cwd=tmp_path)
-        assert done.returncode == 2, (args, done.stdout, done.stderr)
-        assert "--course DIR" in done.stderr and "Traceback" not in done.stderr
+        code, out, err = run(*args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+        assert code == 2, (args, out, err)
+        assert "--course DIR" in err
 
 
-def test_course_option_works_from_anywhere(tmp_path):
-    done = run("grade", "--list", "lab1", "--course", str(ROOT), cwd=tmp_path)
-    assert done.returncode == 0 and "lab1_attention: 3 exercises" in done.stdout
-    done = run("labs", "--check", "--course", str(tmp_path), cwd=ROOT)
-    assert done.returncode == 2 and "not a course folder" in done.stderr
+def test_course_option_works_from_anywhere(tmp_path, monkeypatch, capsys):
+    code, out, _ = run(
+        "grade", "--list", "lab1", "--course", str(ROOT), cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 0 and "lab1_attention: 3 exercises" in out
+    code, _, err = run("labs", "--check", "--course", str(tmp_path), cwd=ROOT, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2 and "not a course folder" in err
 
 
-def test_checking_zero_labs_is_an_error_not_in_sync(tmp_path):
+def test_checking_zero_labs_is_an_error_not_in_sync(tmp_path, monkeypatch, capsys):
     (tmp_path / "solutions").mkdir()
-    done = run("labs", "--check", cwd=tmp_path)
-    assert done.returncode == 2, done.stdout
-    assert "no lab*.ipynb" in done.stderr and "in sync" not in done.stdout
+    code, out, err = run("labs", "--check", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2, out
+    assert "no lab*.ipynb" in err and "in sync" not in out
+
+
+def test_the_module_runs_as_a_command():
+    done = subprocess.run(
+        [sys.executable, "-m", "coursekit", "labs", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "in sync" in done.stdout, done.stderr
 
 
 def test_a_grading_environment_without_nbval_or_psutil_is_refused(monkeypatch, capsys):

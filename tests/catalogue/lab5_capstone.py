@@ -324,6 +324,7 @@ def train_reversal_model():
     return model
 """,
         correct=True,
+        trains=True,
     ),
     Answer(
         "train",
@@ -339,6 +340,7 @@ def train_reversal_model():
     return net.eval()
 """,
         correct=True,
+        trains=True,
     ),
 ]
 
