@@ -268,3 +268,19 @@ def test_the_cache_does_linear_work():
     assert cached[1] < 2 * cached[0], "cached: at most linear in the number of tokens"
     assert full[1] > 2.5 * full[0], "recomputing: more than linear"
     assert cached[1] < full[1] / 10
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
+        pytest.param("mps", marks=pytest.mark.skipif(not torch.backends.mps.is_available(), reason="no MPS device")),
+    ],
+)
+def test_training_and_evaluation_follow_the_model_to_its_device(device):
+    model = small_model(0, d_model=16, num_heads=2, num_layers=1, d_ff=32).to(device)
+    losses = train(model, TaskConfig(max_len=4), steps=3, batch_size=8, warmup=1, progress=False)
+    assert len(losses) == 3 and all(loss == loss for loss in losses)
+    assert next(model.parameters()).device.type == device
+    assert 0.0 <= exact_match(model, make_batches(TaskConfig(max_len=4), 4, 1)) <= 1.0

@@ -32,6 +32,12 @@ class TrainConfig:
     seed: int = 0  # seeds the batches (the model's initial weights are seeded by the caller)
 
 
+def model_device(model):
+    """Where ``model``'s parameters are (the CPU for a parameter-free function)."""
+    parameter = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
 def lr_at(step, config):
     """Learning rate at ``step`` (0-based): linear warm-up, then cosine decay."""
     if step < config.warmup:
@@ -59,6 +65,7 @@ def train(model, task, config=None, callback=None, callback_every=25, progress=T
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.98), weight_decay=config.weight_decay)
     pad_id = getattr(model, "pad_id", PAD)
+    device = model_device(model)
     losses = []
     model.train()
     bar = tqdm(range(config.steps), desc="training", disable=not progress, mininterval=0.5)
@@ -66,7 +73,8 @@ def train(model, task, config=None, callback=None, callback_every=25, progress=T
         for step in bar:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, config)
-            src, tgt_in, tgt_out = make_batch(task, config.batch_size, generator)
+            # Batches are made on the CPU (a seeded generator there); the model may sit on a GPU.
+            src, tgt_in, tgt_out = (t.to(device) for t in make_batch(task, config.batch_size, generator))
             loss = sequence_loss(model(src, tgt_in), tgt_out, pad_id)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -109,7 +117,9 @@ def exact_match(model, batches, bos_id=BOS, eos_id=EOS, pad_id=PAD, use_cache=Tr
     was_training = model.training
     model.eval()
     correct = total = 0
+    device = model_device(model)
     for src, _, tgt_out in batches:
+        src, tgt_out = src.to(device), tgt_out.to(device)
         width = tgt_out.size(1)
         generated = predict(model, src, width + 1, bos_id, eos_id, pad_id, use_cache, use_generate)[:, 1:]  # drop BOS
         # Pad (or cut) to tgt_out's width: after EOS greedy decoding writes pad_id, as tgt_out does.
