@@ -15,18 +15,6 @@ from tests.catalogue import MIN_CORRECT, MIN_WRONG, LabRunner, answers_of, catal
 RUNNERS = {}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The answers run tiny tensors: with two threads on a busy 2-core machine each small op
-    # waits for the other core (40 ms instead of 0.2 ms per nn.Linear call, measured).
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def runner_for(path):
     if path.stem not in RUNNERS:
         RUNNERS[path.stem] = LabRunner(path)

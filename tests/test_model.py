@@ -20,14 +20,6 @@ def small_model(seed=0, **kwargs):
     return Transformer(**config).eval()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # -- data ---------------------------------------------------------------------------------
 
 

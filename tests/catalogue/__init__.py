@@ -30,8 +30,8 @@ import nbformat
 from coursekit import labs
 from coursekit.checks import CheckError
 from coursekit.labs import cell_info
+from coursekit.notebook import seed_everything
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 MIN_WRONG, MIN_CORRECT = 6, 2
 
 
@@ -133,8 +133,6 @@ class LabRunner:
     def _prefix(self, exercise):
         """The namespace after every code cell before the exercise (earlier tests cells skipped)."""
         if exercise not in self._prefixes:
-            from coursekit.notebook import seed_everything
-
             namespace = {"__name__": "__main__"}
             seed_everything(0)
             with contextlib.redirect_stdout(io.StringIO()):
@@ -144,7 +142,7 @@ class LabRunner:
             self._prefixes[exercise] = namespace
         return self._prefixes[exercise]
 
-    def run(self, answer, reference_source=None):
+    def run(self, answer):
         """Run ``answer`` (or the reference when ``answer`` is None) against the visible and the whole tests."""
         solution_at = self._index(answer.exercise, "solution")
         tests_at = self._index(answer.exercise, "tests")
@@ -152,8 +150,6 @@ class LabRunner:
         between = [cell for cell in self.cells[solution_at + 1 : tests_at] if cell[0].get("role") != "tests"]
         outcome, printed = Outcome(), io.StringIO()
         for visible in (True, False):
-            from coursekit.notebook import seed_everything
-
             namespace = copy.copy(self._prefix(answer.exercise))
             seed_everything(0)
             error = None
