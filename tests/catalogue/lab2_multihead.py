@@ -509,3 +509,78 @@ ANSWERS += [
         hint=("copying PyTorch's weights", "d_model to d_model"),
     ),
 ]
+
+# Found by a stand-in learner who had not seen the solution (all four passed the visible tests before).
+ANSWERS += [
+    Answer(
+        "split_heads",
+        "detached result",
+        code="""
+def split_heads(x, num_heads):
+    batch, seq, d_model = x.shape
+    if d_model % num_heads:
+        raise ValueError(f"num_heads={num_heads} does not divide d_model={d_model}")
+    return x.view(batch, seq, num_heads, d_model // num_heads).transpose(1, 2).clone().detach()
+""",
+        hint=("gradient",),
+    ),
+    Answer(
+        "split_heads",
+        "refuses h = d_model",
+        code="""
+def split_heads(x, num_heads):
+    batch, seq, d_model = x.shape
+    if d_model % num_heads or num_heads == d_model:
+        raise ValueError(f"num_heads={num_heads} does not divide d_model={d_model}")
+    return x.view(batch, seq, num_heads, d_model // num_heads).transpose(1, 2)
+""",
+        hint=("h = d_model",),
+    ),
+    Answer(
+        "split_heads",
+        "error only when T does not divide either",
+        code="""
+def split_heads(x, num_heads):
+    batch, seq, d_model = x.shape
+    if seq % num_heads and d_model % num_heads:
+        raise ValueError(f"num_heads={num_heads} does not divide d_model={d_model}")
+    return x.reshape(batch, seq, num_heads, -1).transpose(1, 2)
+""",
+        hint=("d_model",),
+    ),
+    Answer(
+        "merge_heads",
+        "detached result",
+        code="""
+def merge_heads(x):
+    batch, num_heads, seq, d_head = x.shape
+    return x.transpose(1, 2).reshape(batch, seq, num_heads * d_head).detach()
+""",
+        hint=("gradient",),
+    ),
+]
+ANSWERS += [
+    Answer(
+        "multi_head_attention",
+        "detached output",
+        replace=[
+            (
+                "return self.w_o(merge_heads(out)), weights",
+                "return self.w_o(merge_heads(out)).detach(), weights.detach()",
+            )
+        ],
+        hint=("detach",),
+    ),
+    Answer(
+        "multi_head_attention",
+        "dropout copied from elsewhere",
+        replace=[
+            (
+                "self.w_o = nn.Linear(d_model, d_model, bias=bias)",
+                "self.w_o = nn.Linear(d_model, d_model, bias=bias)\n        self.drop = nn.Dropout(0.1)",
+            ),
+            ("return self.w_o(merge_heads(out)), weights", "return self.drop(self.w_o(merge_heads(out))), weights"),
+        ],
+        hint=("no dropout",),
+    ),
+]
