@@ -4,7 +4,7 @@
     python -m coursekit grade --list LAB
     python -m coursekit nbgrader OUT_DIR [LAB...] [--timeout S]
 
-See ``coursekit/grade.py``, ``coursekit/nbgrader_export.py`` and the instructors' page (``docs/instructors.md``).
+See ``coursekit/grading/``, ``coursekit/nbgrader_export.py`` and the instructors' page (``docs/instructors.md``).
 """
 
 import argparse
@@ -36,7 +36,8 @@ def _labs(args):
 def _grade(args):
     # jsonschema (under nbformat) builds an IRI grammar at import that grading never uses.
     sys.modules.setdefault("rfc3987_syntax", None)
-    from . import grade
+    from . import grading as grade
+    from .grading.lab import fmt
 
     try:
         lab = grade.load_lab(args.lab, args.solutions)
@@ -56,29 +57,43 @@ def _grade(args):
         total_timeout=args.total_timeout,
         memory_limit_mb=args.memory_limit,
         jobs=args.jobs,
+        sandbox=args.sandbox,
     )
     problems = grade.environment_problems(settings)
     if problems:
         for problem in problems:
             print(f"error: this Python environment cannot grade: {problem}", file=sys.stderr)
         return 2
+    try:
+        mode, _ = grade.sandbox.resolve(args.sandbox)
+    except grade.SandboxError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     start = time.monotonic()
 
     def progress(done, total, result):
         print(
-            f"[{done}/{total}] {result.learner}: {grade._fmt(result.total)} / {grade._fmt(result.max_points)}"
+            f"[{done}/{total}] {result.learner}: {fmt(result.total)} / {fmt(result.max_points)}"
             + ("" if result.status == "ok" else f" ({'; '.join(result.reasons)})"),
             file=sys.stderr,
             flush=True,
         )
 
-    grades = grade.grade_all(lab, submissions, settings, progress=None if args.quiet else progress)
+    def warn(message):
+        print(f"\n{'!' * 78}\n{message}\n{'!' * 78}\n", file=sys.stderr, flush=True)
+
+    try:
+        grades = grade.grade_all(lab, submissions, settings, None if args.quiet else progress, warn)
+    except grade.GradeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     grade.write_outputs(lab, grades, args.out, args.feedback, settings)
     errors = sum(result.status != "ok" for result in grades)
     no_kernel = [result.learner for result in grades if result.problem.startswith("the kernel did not start")]
     print(
         f"graded {len(grades)} submission(s) of {lab.name} in {time.monotonic() - start:.0f} s: {args.out}"
         + (f", feedback in {args.feedback}/" if args.feedback else "")
+        + f" (sandbox: {mode.value})"
         + (f"; {errors} with status error (see the reason column)" if errors else "")
     )
     if no_kernel:
@@ -117,9 +132,10 @@ def main(argv=None):
     grade_parser = commands.add_parser(
         "grade",
         help="grade learners' notebooks: gradebook CSV and feedback",
-        description="Grade learners' notebooks for a lab with the instructor's tests (visible and hidden) "
-        "from solutions/, in parallel subprocesses. Writes one CSV row per submission and "
-        "one feedback file per learner (the file name is the learner).",
+        description="Grade learners' notebooks for a lab: each runs in a sandboxed kernel where the "
+        "instructor's probes (from solutions/) call the learner's code; the grader compares what they "
+        "record with the reference solution's records in its own process. Writes one CSV row per "
+        "submission and one feedback file per learner (the file name is the learner).",
     )
     grade_parser.add_argument("lab", metavar="LAB", help="lab name, e.g. lab1_attention or lab1")
     grade_parser.add_argument(
@@ -150,6 +166,13 @@ def main(argv=None):
         metavar="DIR",
         default=None,
         help="folder of solution notebooks (default: the course's solutions/)",
+    )
+    grade_parser.add_argument(
+        "--sandbox",
+        choices=["auto", "bwrap", "none"],
+        default="auto",
+        help="run each submission in bubblewrap (bwrap), or not (none); auto: bwrap when it works here, "
+        "else none with a warning (default: auto)",
     )
     grade_parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     grade_parser.set_defaults(func=_grade)

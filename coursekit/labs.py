@@ -7,8 +7,9 @@ metadata (``metadata["coursekit"]``):
   ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes ``# YOUR CODE HERE`` and
   ``raise NotImplementedError()``.
 * ``{"exercise": NAME, "role": "tests", "points": N}``: the tests. Code between
-  ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` is removed from the lab; the
-  grader puts it back.
+  ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` is removed from the lab.
+* ``{"exercise": NAME, "role": "probe"}``: the grader's probe (:mod:`coursekit.probe`): the
+  whole cell is left out of the lab. Only the grader runs it, and only it decides the points.
 
 Outputs are cleared; cell ids and metadata are kept, so the grader can match cells by
 metadata whatever a learner does to their order.
@@ -23,7 +24,8 @@ from .course import CourseNotFound, find_course  # noqa: F401 - CourseNotFound i
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-ROLES = ("solution", "tests")
+ROLES = ("solution", "tests", "probe")
+REQUIRED_ROLES = ("solution", "tests")
 
 
 class LabError(ValueError):
@@ -71,6 +73,7 @@ def make_lab(solution_nb, nb_name="notebook"):
     """Return the lab notebook generated from a solution notebook (which is left untouched)."""
     lab = copy.deepcopy(solution_nb)
     exercises = {}
+    probes = []
     for index, cell in enumerate(lab.cells):
         where = _where(nb_name, index, cell)
         info = cell_info(cell)
@@ -98,6 +101,12 @@ def make_lab(solution_nb, nb_name="notebook"):
                 lambda indent: [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError()"],
                 where,
             )
+        elif role == "probe":
+            if has_solution or has_hidden:
+                raise LabError(f"{where}: a probe cell is hidden whole: it takes no markers")
+            exercises.setdefault(info["exercise"], set()).add(role)
+            probes.append(cell)
+            continue
         elif role == "tests":
             if has_solution:
                 raise LabError(f"{where}: a tests cell cannot hold solution markers")
@@ -115,9 +124,10 @@ def make_lab(solution_nb, nb_name="notebook"):
         cell.outputs = []
         cell.execution_count = None
         cell.metadata.pop("execution", None)  # nbconvert's timestamps would make every run a change
+    lab.cells = [cell for cell in lab.cells if not any(cell is probe for probe in probes)]
     for name, roles in exercises.items():
-        if roles != set(ROLES):
-            missing = set(ROLES) - roles
+        if not roles >= set(REQUIRED_ROLES):
+            missing = set(REQUIRED_ROLES) - roles
             raise LabError(f"{nb_name}: exercise {name!r} has no {'/'.join(sorted(missing))} cell")
     return lab
 

@@ -7,8 +7,9 @@ list ``ANSWERS`` of :class:`Answer`. An answer replaces the exercise's cell, eit
 
 * A **wrong** answer (``hint`` given) must fail the exercise's *visible* tests with a
   :class:`~coursekit.checks.CheckError` (a course message, not a raw PyTorch error) whose
-  text contains every word of ``hint``, and must fail the hidden tests too (the whole
-  tests cell, as graded).
+  text contains every word of ``hint``, and must fail the grader's probes too: the probe
+  cell's records, judged against the reference solution's by :func:`coursekit.grading.judge`
+  (the grader's own comparison, here in-process).
 * A **correct** answer (``correct=True``) must pass both.
 
 :func:`run_answer` runs one answer in this process: the cells before the exercise are run
@@ -27,8 +28,9 @@ from pathlib import Path
 
 import nbformat
 
-from coursekit import labs
+from coursekit import labs, probe
 from coursekit.checks import CheckError
+from coursekit.grading.judge import judge
 from coursekit.labs import cell_info
 from coursekit.notebook import seed_everything
 
@@ -87,7 +89,8 @@ def answers_of(lab_stem):
 @dataclass
 class Outcome:
     visible_error: BaseException = None  # what the lab's tests raised (None: they passed)
-    hidden_error: BaseException = None  # what the whole tests cell raised (None: it passed)
+    judgement: object = None  # the grader's judge on the probe's records
+    probe_error: BaseException = None  # what the answer or the probe cell raised while probed
     output: str = ""
 
 
@@ -98,11 +101,12 @@ class LabRunner:
         self.path = Path(solution_path)
         self.notebook = nbformat.read(self.path, as_version=4)
         blank = labs.make_lab(self.notebook, self.path.name)
-        self.cells = []  # (info, full source, visible source) of every code cell
-        for cell, blank_cell in zip(self.notebook.cells, blank.cells):
+        visible = {cell.get("id"): cell.source for cell in blank.cells}
+        self.cells = []  # (info, full source, visible source; "" for a probe) of every code cell
+        for cell in self.notebook.cells:
             if cell.cell_type == "code":
-                self.cells.append((cell_info(cell), cell.source, blank_cell.source))
-        self._prefixes = {}
+                self.cells.append((cell_info(cell), cell.source, visible.get(cell.get("id"), "")))
+        self._prefixes, self._reference_records = {}, {}
 
     def _index(self, exercise, role):
         for index, (info, _, _) in enumerate(self.cells):
@@ -137,35 +141,60 @@ class LabRunner:
             seed_everything(0)
             with contextlib.redirect_stdout(io.StringIO()):
                 for info, source, _ in self.cells[: self._index(exercise, "solution")]:
-                    if info.get("role") != "tests":
+                    if info.get("role") not in ("tests", "probe"):
                         self._run(source, namespace)
             self._prefixes[exercise] = namespace
         return self._prefixes[exercise]
 
+    def records(self, exercise, source):
+        """``(probe records, error)`` of the exercise's probe cell run after ``source``."""
+        solution_at = self._index(exercise, "solution")
+        tests_at = self._index(exercise, "tests")
+        between = [cell for cell in self.cells[solution_at + 1 : tests_at] if cell[0].get("role") not in ("tests", "probe")]
+        namespace = copy.copy(self._prefix(exercise))
+        seed_everything(0)
+        sent = []
+        publish, probe._publish = probe._publish, sent.append
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._run(source, namespace)
+                for _, cell_source, _ in between:
+                    self._run(cell_source, namespace)
+                self._run(self.cells[self._index(exercise, "probe")][1], namespace)
+        except Exception as error:
+            return sent, error
+        finally:
+            probe._publish = publish
+        return sent, None
+
+    def reference_records(self, exercise):
+        if exercise not in self._reference_records:
+            sent, error = self.records(exercise, self.reference(exercise))
+            if error is not None:
+                raise RuntimeError(f"the probe of {exercise} fails on the reference: {error!r}")
+            self._reference_records[exercise] = sent
+        return self._reference_records[exercise]
+
     def run(self, answer):
-        """Run ``answer`` (or the reference when ``answer`` is None) against the visible and the whole tests."""
+        """Run ``answer`` against the visible tests, and its probe records through the judge."""
         solution_at = self._index(answer.exercise, "solution")
         tests_at = self._index(answer.exercise, "tests")
         source = answer.source(self.reference(answer.exercise))
-        between = [cell for cell in self.cells[solution_at + 1 : tests_at] if cell[0].get("role") != "tests"]
+        between = [cell for cell in self.cells[solution_at + 1 : tests_at] if cell[0].get("role") not in ("tests", "probe")]
         outcome, printed = Outcome(), io.StringIO()
-        for visible in (True, False):
-            namespace = copy.copy(self._prefix(answer.exercise))
-            seed_everything(0)
-            error = None
-            with contextlib.redirect_stdout(printed):
-                try:
-                    self._run(source, namespace)
-                    for _, cell_source, _ in between:
-                        self._run(cell_source, namespace)
-                    full, shown = self.cells[tests_at][1], self.cells[tests_at][2]
-                    self._run(shown if visible else full, namespace)
-                except Exception as caught:
-                    error = caught
-            if visible:
-                outcome.visible_error = error
-            else:
-                outcome.hidden_error = error
+        namespace = copy.copy(self._prefix(answer.exercise))
+        seed_everything(0)
+        with contextlib.redirect_stdout(printed):
+            try:
+                self._run(source, namespace)
+                for _, cell_source, _ in between:
+                    self._run(cell_source, namespace)
+                self._run(self.cells[tests_at][2], namespace)
+            except Exception as caught:
+                outcome.visible_error = caught
+        sent, error = self.records(answer.exercise, source)
+        outcome.judgement = judge(self.reference_records(answer.exercise), sent)
+        outcome.probe_error = error
         outcome.output = printed.getvalue()
         return outcome
 
@@ -175,9 +204,11 @@ def problems(runner, answer):
     outcome = runner.run(answer)
     found = []
     if answer.correct:
-        for label, error in (("visible", outcome.visible_error), ("hidden", outcome.hidden_error)):
-            if error is not None:
-                found.append(f"a correct answer fails the {label} tests: {type(error).__name__}: {error}")
+        if outcome.visible_error is not None:
+            error = outcome.visible_error
+            found.append(f"a correct answer fails the visible tests: {type(error).__name__}: {error}")
+        if not outcome.judgement.passed:
+            found.append(f"a correct answer fails the probes: {outcome.judgement.difference}")
         return found
     error = outcome.visible_error
     if error is None:
@@ -192,6 +223,6 @@ def problems(runner, answer):
         leaked = [line for line in runner.solution_lines(answer.exercise) if line in text]
         if leaked:
             found.append(f"the message prints the solution's code {leaked}:\n{text}")
-    if outcome.hidden_error is None:
-        found.append("a wrong answer passes the hidden tests")
+    if outcome.judgement.passed:
+        found.append("a wrong answer passes the grader's probes")
     return found

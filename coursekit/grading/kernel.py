@@ -1,0 +1,238 @@
+"""Run: one IPython kernel in its sandbox, driven cell by cell through jupyter_client.
+
+The grader talks to the kernel as any Jupyter front end does (``BlockingKernelClient``, over
+Unix sockets in the run's own folder). What a cell did is read from the kernel's *reply* to
+the execute request (``status`` ``ok`` or ``error``, with the exception's name and message)
+and from the messages whose parent is that request; nothing the cell prints or displays can
+turn a failing reply into a passing one. The grader also watches the process tree: a kernel
+that exits is noticed at once, one that uses too much memory or ignores an interrupt is
+killed with its whole sandbox.
+"""
+
+import enum
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from queue import Empty
+
+from ..probe import MIME
+from . import sandbox
+
+INTERRUPT_GRACE = 5  # seconds a cell has to stop after the interrupt
+OUTPUT_LIMIT = 10_000  # characters of an error message kept
+RECORD_LIMIT = 20_000  # probe records kept per cell
+
+
+class CellEnd(enum.Enum):
+    """How a cell ended."""
+
+    OK = "ok"
+    ERROR = "error"  # it raised: the reply's status is "error"
+    TIMEOUT = "timeout"  # interrupted after the cell timeout; the kernel lives on
+    HUNG = "hung"  # did not stop after the interrupt: the sandbox was killed
+    DIED = "died"  # the kernel exited or crashed
+    MEMORY = "memory"  # over the memory limit: the sandbox was killed
+    TOTAL_TIMEOUT = "total_timeout"  # the submission's time was up: the sandbox was killed
+
+    @property
+    def kernel_gone(self):
+        return self in (CellEnd.HUNG, CellEnd.DIED, CellEnd.MEMORY, CellEnd.TOTAL_TIMEOUT)
+
+
+@dataclass
+class CellRun:
+    end: CellEnd
+    error: str = ""  # "Name: message" of what the cell raised
+    records: list = field(default_factory=list)  # probe records (dicts) sent by the cell
+    seconds: float = 0.0
+
+
+class KernelStartError(RuntimeError):
+    """The kernel did not start (a problem of the grading machine, not of the submission)."""
+
+
+class Kernel:
+    """A kernel in a sandbox: ``start()``, ``run(code, ...)`` any number of times, ``stop()``."""
+
+    def __init__(self, mode, copy_dir, threads=1, memory_limit_mb=0):
+        self.mode, self.copy_dir, self.threads, self.memory_limit_mb = mode, copy_dir, threads, memory_limit_mb
+        self.process = self.client = self.workdir = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self, timeout=60):
+        from jupyter_client.blocking import BlockingKernelClient
+        from jupyter_client.connect import write_connection_file
+
+        self.workdir = sandbox.new_workdir()
+        connection_file, _ = write_connection_file(
+            fname=str(self.workdir / "kernel.json"), transport="ipc", ip=str(self.workdir / "k")
+        )
+        argv, env, cwd = sandbox.kernel_command(self.mode, connection_file, self.workdir, self.copy_dir, self.threads)
+        self.log = open(self.workdir / "kernel.log", "wb")
+        self.process = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.client = BlockingKernelClient(connection_file=connection_file)
+        self.client.load_connection_file()
+        self.client.start_channels()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise KernelStartError(f"the kernel exited at start ({self._log_tail()})")
+            try:
+                self.client.wait_for_ready(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
+                return self
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise KernelStartError(f"the kernel did not answer in {timeout:g} s ({self._log_tail()})") from None
+
+    def _log_tail(self):
+        try:
+            self.log.flush()
+            lines = (self.workdir / "kernel.log").read_text(errors="replace").strip().splitlines()
+            return lines[-1][:300] if lines else "no output"
+        except OSError:
+            return "no output"
+
+    def run(self, code, timeout, deadline=None):
+        """Execute ``code``; wait at most ``timeout`` seconds (then interrupt) and never past
+        ``deadline`` (``time.monotonic()``, the submission's total)."""
+        start = time.monotonic()
+        msg_id = self.client.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
+        cell_deadline = start + timeout
+        records, reply, idle, interrupted = [], None, False, None
+        checks = 0
+        while reply is None or not idle:
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
+                return self._gone(CellEnd.TOTAL_TIMEOUT, records, start)
+            if reply is not None and not idle and now > reply_time + 2:
+                break  # the reply came; its last output did not: go on without it
+            if interrupted is None and now > cell_deadline:
+                self.interrupt()
+                interrupted = now
+            if interrupted is not None and now > interrupted + INTERRUPT_GRACE:
+                return self._gone(CellEnd.HUNG, records, start)
+            checks += 1
+            if self.process.poll() is not None:
+                return self._gone(CellEnd.DIED, records, start)
+            if self.memory_limit_mb and checks % 4 == 0 and self.memory_mb() > self.memory_limit_mb:
+                return self._gone(CellEnd.MEMORY, records, start)
+            try:
+                message = self.client.get_iopub_msg(timeout=0.05)
+            except Empty:
+                message = None
+            if message is not None and message.get("parent_header", {}).get("msg_id") == msg_id:
+                kind, content = message.get("msg_type"), message.get("content", {})
+                if kind == "status" and content.get("execution_state") == "idle":
+                    idle = True
+                elif kind in ("display_data", "execute_result") and MIME in content.get("data", {}):
+                    if len(records) < RECORD_LIMIT:
+                        records.append(content["data"][MIME])
+            if reply is None:
+                try:
+                    answer = self.client.get_shell_msg(timeout=0.05 if message is None else 0)
+                except Empty:
+                    answer = None
+                if answer is not None and answer.get("parent_header", {}).get("msg_id") == msg_id:
+                    reply, reply_time = answer.get("content", {}), time.monotonic()
+        seconds = time.monotonic() - start
+        if reply.get("status") == "ok":
+            return CellRun(CellEnd.OK, "", records, seconds)
+        error = f"{reply.get('ename', 'Error')}: {reply.get('evalue', '')}"[:OUTPUT_LIMIT]
+        if interrupted is not None:
+            return CellRun(CellEnd.TIMEOUT, error, records, seconds)
+        return CellRun(CellEnd.ERROR, error, records, seconds)
+
+    def _gone(self, end, records, start):
+        self.kill()
+        return CellRun(end, "", records, time.monotonic() - start)
+
+    # -- the processes ---------------------------------------------------------------
+
+    def _processes(self):
+        try:
+            import psutil
+
+            parent = psutil.Process(self.process.pid)
+            return [parent, *parent.children(recursive=True)]
+        except Exception:
+            return []
+
+    def memory_mb(self):
+        total = 0
+        for process in self._processes():
+            try:
+                total += process.memory_info().rss
+            except Exception:
+                pass
+        return total / 2**20
+
+    def interrupt(self):
+        """SIGINT to the kernel (a KeyboardInterrupt in the running cell)."""
+        if self.mode is sandbox.SandboxMode.NONE:
+            targets = [self.process.pid]
+        else:
+            targets = [p.pid for p in self._processes() if _is_kernel(p)]
+        for pid in targets:
+            try:
+                os.kill(pid, signal.SIGINT)
+            except OSError:
+                pass
+
+    def kill(self):
+        """Kill the kernel and everything it started (the sandbox's PID namespace goes with it)."""
+        if self.process is None:
+            return
+        processes = self._processes()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        for process in processes:
+            try:
+                process.kill()
+            except Exception:
+                pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def stop(self):
+        if self.client is not None:
+            try:
+                self.client.stop_channels()
+            except Exception:
+                pass
+        self.kill()
+        if self.workdir is not None:
+            try:
+                self.log.close()
+            except Exception:
+                pass
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+
+def _is_kernel(process):
+    try:
+        return any("ipykernel" in part for part in process.cmdline())
+    except Exception:
+        return False

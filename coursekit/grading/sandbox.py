@@ -1,0 +1,219 @@
+"""Sandbox: where a submission's kernel runs, and what it can see.
+
+With bubblewrap (``bwrap``, Debian's ``bubblewrap``) every run of a submission gets:
+
+* no network (a network namespace of its own: loopback only) and its own PID namespace, so
+  nothing it starts outlives it: killing the sandbox kills every process in it;
+* a read-only view of the system (``/usr``) and of the Python environment, and nothing else
+  of the machine: not the course checkout (``solutions/``), not the other submissions, the
+  gradebook or the feedback folder, not the other runs' folders;
+* a ``tinyformer`` without the names the lab asks learners to write (a copy; modules that
+  need those names fail to import), so the reference cannot be imported under any name;
+* an empty ``/tmp`` and home of its own, a clean environment (no variable of the grader's).
+
+``--sandbox none`` runs the kernel as a plain process with the same environment and the same
+``tinyformer`` copy first on its path: the verdict is still taken outside (probes), but the
+file system is the grader's (the course checkout, the real ``tinyformer``), and a process that
+detaches itself from its session can outlive the run.
+"""
+
+import ast
+import enum
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+class SandboxMode(enum.Enum):
+    AUTO = "auto"
+    BWRAP = "bwrap"
+    NONE = "none"
+
+
+class SandboxError(RuntimeError):
+    """``--sandbox bwrap`` was asked for and bubblewrap cannot run here."""
+
+
+SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
+BWRAP_INSTALL_HINT = "install it with `apt-get install -y bubblewrap` (Debian/Ubuntu)"
+
+
+@functools.lru_cache(maxsize=None)
+def bwrap_problem():
+    """Why bubblewrap cannot sandbox a process here, or ``""`` when it can."""
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return f"bubblewrap (bwrap) is not installed: {BWRAP_INSTALL_HINT}"
+    command = [bwrap, *_isolation(), *_system_binds(), "--", "/bin/sh", "-c", "exit 0"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bwrap did not run: {error}"
+    if done.returncode != 0:
+        reason = (done.stderr or done.stdout).strip().splitlines()
+        return f"bwrap cannot create a sandbox here ({reason[-1] if reason else f'exit {done.returncode}'})"
+    return ""
+
+
+def resolve(mode):
+    """``(SandboxMode.BWRAP or NONE, warning)`` for the mode asked for."""
+    mode = SandboxMode(mode)
+    if mode is SandboxMode.NONE:
+        return SandboxMode.NONE, ""
+    problem = bwrap_problem()
+    if not problem:
+        return SandboxMode.BWRAP, ""
+    if mode is SandboxMode.BWRAP:
+        raise SandboxError(f"--sandbox bwrap: {problem}")
+    return SandboxMode.NONE, (
+        f"WARNING: grading WITHOUT a sandbox: {problem}. Learners' code can read the course files "
+        "(solutions included) and leave processes behind; the gradebook's 'graded' column says 'none'. "
+        "Install bubblewrap, or pass --sandbox none to accept this."
+    )
+
+
+def _isolation():
+    return ["--unshare-all", "--die-with-parent", "--new-session"]
+
+
+def _system_binds():
+    binds = []
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            binds += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            binds += ["--ro-bind", path, path]
+    return binds
+
+
+# --------------------------------------------------------------------------------------
+# The course as the kernel sees it
+
+
+def _without(source, names):
+    """``source`` with its top-level definitions of ``names`` removed."""
+    tree = ast.parse(source)
+    kept = []
+    for node in tree.body:
+        defined = set()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined = {node.name}
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined = {child.id for target in targets for child in ast.walk(target) if isinstance(child, ast.Name)}
+        if defined & names:
+            continue
+        kept.append(node)
+    tree.body = kept
+    return ast.unparse(tree) + "\n"
+
+
+def course_copy(hidden_names, folder):
+    """Copy ``tinyformer`` (without ``hidden_names``) and ``coursekit`` into ``folder``.
+
+    Returns ``folder``, to go first on the kernel's ``sys.path``."""
+    import coursekit
+    import tinyformer
+
+    folder = Path(folder)
+    names = set(hidden_names)
+    for package in (tinyformer, coursekit):
+        source_dir = Path(package.__file__).resolve().parent
+        target_dir = folder / source_dir.name
+        target_dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(source_dir.glob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            if package is tinyformer and names:
+                text = _without(text, names)
+            (target_dir / path.name).write_text(text, encoding="utf-8")
+        for sub in sorted(p for p in source_dir.iterdir() if p.is_dir() and (p / "__init__.py").exists()):
+            shutil.copytree(sub, target_dir / sub.name, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def _installed_packages():
+    """Where ``tinyformer`` and ``coursekit`` really are (to cover them with the copy)."""
+    import coursekit
+    import tinyformer
+
+    return [Path(package.__file__).resolve().parent for package in (tinyformer, coursekit)]
+
+
+# --------------------------------------------------------------------------------------
+# The command that starts a kernel
+
+
+def kernel_environment(copy_dir, home, threads):
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "USER": "learner",
+        "PYTHONPATH": str(copy_dir),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": str(Path(home) / ".matplotlib"),
+        "IPYTHONDIR": str(Path(home) / ".ipython"),
+        "JUPYTER_RUNTIME_DIR": str(Path(home) / ".jupyter-runtime"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "TQDM_DISABLE": "1",
+    }
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[name] = str(threads or 1)
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # set on some machines for correct results
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+def kernel_command(mode, connection_file, workdir, copy_dir, threads):
+    """``(argv, env, cwd)`` that start an IPython kernel for ``connection_file``.
+
+    ``workdir`` (read-write) holds the connection file and the kernel's sockets; ``copy_dir``
+    (read-only) the course as the kernel sees it."""
+    python = [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file)]
+    if mode is SandboxMode.NONE:
+        home = Path(workdir) / "home"
+        home.mkdir(exist_ok=True)
+        return python, kernel_environment(copy_dir, home, threads), str(home)
+    home = "/home/learner"
+    argv = ["bwrap", *_isolation(), *_system_binds()]
+    bound = []
+    for path in sorted({sys.base_prefix, sys.prefix, *_site_dirs()}, key=len):
+        if os.path.isdir(path) and not any(path.startswith(parent + os.sep) or path == parent for parent in bound):
+            argv += ["--ro-bind", path, path]
+            bound.append(path)
+    for package in _installed_packages():  # an installed (not editable) course: cover it
+        if any(str(package).startswith(parent + os.sep) for parent in bound):
+            argv += ["--tmpfs", str(package)]
+    argv += [
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--tmpfs", "/tmp",
+        "--tmpfs", "/home",
+        "--dir", home,
+        "--ro-bind", str(copy_dir), str(copy_dir),
+        "--bind", str(workdir), str(workdir),
+        "--chdir", home,
+        "--clearenv",
+    ]  # fmt: skip
+    for name, value in kernel_environment(copy_dir, home, threads).items():
+        argv += ["--setenv", name, value]
+    return argv + ["--", *python], None, None
+
+
+def _site_dirs():
+    import site
+
+    dirs = list(site.getsitepackages()) if hasattr(site, "getsitepackages") else []
+    return [os.path.realpath(path) for path in dirs] + [os.path.realpath(os.path.dirname(os.__file__))]
+
+
+def new_workdir():
+    """A folder of the grader's for one run: the connection file and the kernel's sockets."""
+    return Path(tempfile.mkdtemp(prefix="coursekit-run-"))

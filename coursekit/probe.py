@@ -1,0 +1,161 @@
+"""Probes: what the grader learns from a learner's kernel, as plain data.
+
+A *probe cell* (``{"coursekit": {"exercise": NAME, "role": "probe"}}``, in ``solutions/`` only,
+never in a lab) calls the learner's code on inputs the learner has not seen and records what
+comes back::
+
+    probe = Probe("split_heads")
+    x = torch.randn(3, 7, 20, generator=torch.Generator().manual_seed(0))
+    for h in (1, 2, 4, 5, 10, 20):
+        probe.call(f"split_heads(x of shape (3, 7, 20), {h})", split_heads, x, h)
+    probe.call("split_heads(D=12, h=5)", split_heads, torch.zeros(2, 3, 12), 5, mentions=("5", "12"))
+
+Nothing is judged here. Every record is sent out of the kernel as JSON (numbers, shapes,
+dtypes, the name of an exception; never a pickle). The grader runs the same probe cell on the
+reference solution in a run of its own and compares the two in its own process, with the
+tolerances the *reference* run recorded: a learner's cell can change what this module sends,
+but not what the grader compares it with, and to send the reference's numbers it has to
+compute them.
+
+Tolerances and rules are the instructor's, given to :meth:`Probe.call` and :meth:`Probe.value`:
+``atol`` / ``rtol`` (numbers and tensors, default 1e-5 / 1e-4), ``at_least`` / ``at_most``
+(a bound on a number instead of equality with the reference's), ``rows_at_least`` (a fraction
+of rows of an integer tensor that must equal the reference run's ``expected``).
+"""
+
+import math
+import sys
+
+MIME = "application/vnd.coursekit.probe+json"
+MAX_ITEMS = 200_000  # numbers per record: probes use small inputs
+
+
+def _kind(value):
+    """``type(value)`` as ``module.qualname`` (a learner's subclass is not the built-in)."""
+    cls = type(value)
+    return f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', '?')}"
+
+
+def _number(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def plain(value, depth=0):
+    """``value`` as JSON-able plain data. Only exact built-in types and tensors are read;
+    anything else (a learner's subclass, a fake tensor, a module) becomes its type's name."""
+    torch = sys.modules.get("torch")  # no tensors without torch (and no import of it for nothing)
+    if depth > 6:
+        return {"type": "too deep"}
+    kind = type(value)
+    if value is None or kind in (bool, int, str):
+        return value
+    if kind is float:
+        return _number(value)
+    if kind in (list, tuple):
+        return [plain(item, depth + 1) for item in value]
+    if kind is dict:
+        return {str(key): plain(item, depth + 1) for key, item in value.items()}
+    if torch is not None:
+        if kind is torch.dtype:
+            return {"dtype": str(value)}
+        if kind is torch.Size:
+            return list(value)
+        if kind in (torch.Tensor, torch.nn.Parameter):
+            return _tensor(value)
+    return {"type": _kind(value)}
+
+
+def _tensor(tensor):
+    torch = sys.modules["torch"]
+
+    tensor = torch.Tensor.detach(tensor)
+    if tensor.numel() > MAX_ITEMS:
+        return {"type": f"a tensor of {tensor.numel()} numbers (more than a probe records)"}
+    if tensor.is_complex():
+        return {"type": "complex tensor"}
+    if tensor.dtype == torch.bool or not tensor.is_floating_point():
+        data = tensor.cpu().to(torch.int64).flatten().tolist()
+    else:
+        data = [_number(item) for item in tensor.cpu().to(torch.float64).flatten().tolist()]
+    return {"tensor": {"dtype": str(tensor.dtype), "shape": list(tensor.shape), "data": data}}
+
+
+def _raised(error, mentions):
+    text = str(error) if type(error).__str__ is BaseException.__str__ else ""
+    # The nearest built-in class: a learner's ``class ShapeError(ValueError)`` is a ValueError.
+    builtin = next((cls for cls in type(error).__mro__ if cls.__module__ == "builtins"), Exception)
+    record = {"raised": builtin.__name__}
+    if mentions:
+        record["mentions"] = [str(word) in text for word in mentions]
+    return record
+
+
+class Probe:
+    """The records of one exercise's probe cell, each sent out as soon as it is made."""
+
+    def __init__(self, exercise):
+        self.exercise = exercise
+        self.labels = set()
+
+    def call(self, label, function, *args, mentions=(), **options):
+        """Record what ``function(*args)`` returns, or the exception it raises.
+
+        ``mentions``: words the exception's message should contain (recorded as true/false).
+        Other keyword arguments (``atol``, ``rtol``, ``at_least``, ...) are the judging rule.
+        """
+        rule = {key: options.pop(key) for key in list(options) if key in RULES}
+        try:
+            result = function(*args, **options)
+        except Exception as error:  # the learner's code failed: that is data too
+            return self._send(label, _raised(error, mentions), rule)
+        return self._send(label, plain(result), rule)
+
+    def value(self, label, value, **rule):
+        """Record ``value`` (computed in the probe cell from the learner's objects)."""
+        unknown = set(rule) - set(RULES)
+        if unknown:
+            raise TypeError(f"unknown judging rule(s) {sorted(unknown)}; the rules are {sorted(RULES)}")
+        return self._send(label, plain(value), rule)
+
+    def _send(self, label, data, rule):
+        if label in self.labels:
+            raise ValueError(f"probe {self.exercise!r}: the label {label!r} is used twice")
+        self.labels.add(label)
+        if "expected" in rule:
+            rule["expected"] = plain(rule["expected"])
+        record = {"exercise": self.exercise, "label": label, "data": data, "rule": rule}
+        _publish(record)
+        return data
+
+
+ORIGIN_LABEL = "where the answer is defined"
+
+
+def record_origin(exercise, names, namespace):
+    """Record the modules that the exercise's names (and their namesake base classes) come
+    from: ``["__main__"]`` for a learner's own code. The grader reads it only to name the use
+    of ``tinyformer``'s reference (which a sandbox makes impossible anyway)."""
+    modules = set()
+    for name in names:
+        if name not in namespace:
+            continue
+        thing = namespace[name]
+        things = [thing]
+        if isinstance(thing, type):
+            things += [base for base in thing.__mro__[1:] if base.__name__ in names]
+        modules.update(str(getattr(item, "__module__", "") or "") for item in things)
+    Probe(exercise).value(ORIGIN_LABEL, sorted(modules))
+
+
+RULES = ("atol", "rtol", "at_least", "at_most", "rows_at_least", "expected", "hint")
+
+
+def _publish(record):
+    try:
+        from IPython.display import display
+
+        display({MIME: record, "text/plain": f"probe record: {record['label']}"}, raw=True)
+    except ImportError:  # outside IPython: nothing to send it to
+        pass
