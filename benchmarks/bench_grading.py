@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from coursekit import grade  # noqa: E402
+from coursekit import grading as grade  # noqa: E402
 
 
 def main(argv=None):

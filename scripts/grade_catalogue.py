@@ -1,8 +1,8 @@
 """Grade the whole catalogue of answers (``tests/catalogue/``) through the real grader.
 
 ``tests/test_catalogue.py`` runs every answer in-process against the lab's tests; this script
-checks the same verdicts the way an instructor gets them: ``coursekit.grade`` in subprocess
-kernels, hidden tests included. Each submission is the lab with every exercise answered:
+checks the same verdicts the way an instructor gets them: ``coursekit.grading`` in sandboxed
+kernels, probes judged against the reference. Each submission is the lab with every exercise answered:
 the first is the reference solution, submission *k* + 1 holds the *k*-th catalogue answer of every exercise (the reference where an
 exercise has fewer), so it also checks that exercises are scored independently. A wrong
 answer must score 0 for its exercise, a correct one full points, the reference full points.
@@ -25,7 +25,8 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from coursekit import grade, labs  # noqa: E402
+from coursekit import grading as grade  # noqa: E402
+from coursekit import labs  # noqa: E402
 from coursekit.labs import cell_info  # noqa: E402
 from tests.catalogue import answers_of, catalogue_labs  # noqa: E402
 
@@ -90,7 +91,7 @@ def check_lab(solution_path, settings, keep=None):
             if exercise.points != want:
                 disagreements.append(
                     f"{solution_path.stem} {result.learner} {label}: {exercise.points:g} points, "
-                    f"expected {want:g} ({'; '.join(result.reasons) or exercise.tests_error[-300:]})"
+                    f"expected {want:g} ({'; '.join(result.reasons) or exercise.difference[-300:] or exercise.cell_error[-300:]})"
                 )
     print(
         f"{solution_path.stem}: {wrong} wrong and {right} correct answers in {len(rows)} submissions, "
