@@ -100,6 +100,11 @@ def readonly_id(cell):
 # The steps, in order
 
 
+def drop_probes(nb, context):
+    """Probe cells go: they only record data for ``coursekit grade``'s judge, which nbgrader has not."""
+    nb.cells = [cell for cell in nb.cells if cell_info(cell).get("role") != "probe"]
+
+
 def clear_outputs(nb, context):
     """Outputs and execution counts go (nbgrader would drop them too); so do nbconvert's timestamps."""
     for cell in nb.cells:
@@ -226,6 +231,7 @@ def check_release_matches_lab(nb, context):
 
 
 STEPS = (
+    drop_probes,
     clear_outputs,
     check_cell_ids,
     markdown_as_in_lab,

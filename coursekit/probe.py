@@ -1,7 +1,7 @@
 """Probes: what the grader learns from a learner's kernel, as plain data.
 
-A *probe cell* (``{"coursekit": {"exercise": NAME, "role": "probe"}}``, in ``solutions/`` only,
-never in a lab) calls the learner's code on inputs the learner has not seen and records what
+A *probe cell* (``{"coursekit": {"exercise": NAME, "role": "probe"}}``, in the solution
+notebook only, never in a lab) calls the learner's code on inputs the learner has not seen and records what
 comes back::
 
     probe = Probe("split_heads")

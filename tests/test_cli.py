@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from coursekit import grade
+from coursekit import grading as grade
 from coursekit.__main__ import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,14 +52,14 @@ def test_the_module_runs_as_a_command():
     assert done.returncode == 0 and "in sync" in done.stdout, done.stderr
 
 
-def test_a_grading_environment_without_nbval_or_psutil_is_refused(monkeypatch, capsys):
+def test_a_grading_environment_without_ipykernel_or_psutil_is_refused(monkeypatch, capsys):
     real = importlib.util.find_spec
+    assert grade.environment_problems(grade.Settings()) == []
     monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name in ("nbval", "psutil") else real(name, *a)
+        importlib.util, "find_spec", lambda name, *a: None if name in ("ipykernel", "psutil") else real(name, *a)
     )
-    problems = grade.environment_problems(grade.Settings(memory_limit_mb=4096))
-    assert any("nbval" in problem for problem in problems) and any("psutil" in problem for problem in problems)
-    assert not any("psutil" in problem for problem in grade.environment_problems(grade.Settings(memory_limit_mb=0)))
+    problems = grade.environment_problems(grade.Settings())
+    assert len(problems) == 1 and "ipykernel, psutil not installed" in problems[0]
     monkeypatch.setenv("COURSEKIT_COURSE", str(ROOT))  # main() sets it from --course; restored afterwards
     assert main(["grade", "lab1", str(ROOT / "solutions" / "lab1_attention.ipynb"), "--course", str(ROOT)]) == 2
     assert "cannot grade" in capsys.readouterr().err

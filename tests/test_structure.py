@@ -22,10 +22,10 @@ TINYFORMER_ORDER = [
     "data",
     "train",
 ]
-# What chapters and labs import; the rest of coursekit (labs, grade, nbrun, authoring, course,
-# nbgrader_export) is the repository's tooling.
-NOTEBOOK_SIDE = ["checks", "plots", "widgets", "notebook"]
-TOOLS = ["labs", "grade", "nbrun", "authoring", "course", "nbgrader_export", "__main__"]
+# What chapters and labs import (and probe cells, in the grader's kernels); the rest of coursekit
+# (labs, grading, authoring, course, nbgrader_export) is the repository's tooling.
+NOTEBOOK_SIDE = ["checks", "plots", "widgets", "notebook", "probe"]
+TOOLS = ["labs", "grading", "authoring", "course", "nbgrader_export", "__main__"]
 LAYOUT_WORDS = ("__file__", "solutions", "_config.yml", "labs/", "chapters/")
 
 
@@ -66,6 +66,7 @@ def test_tinyformer_imports_only_earlier_modules_and_never_coursekit(module):
 
 def test_coursekit_modules_are_sorted_into_notebook_side_and_tools():
     modules = {p.stem for p in (ROOT / "coursekit").glob("*.py")} - {"__init__"}
+    modules |= {p.parent.name for p in (ROOT / "coursekit").glob("*/__init__.py")}
     assert modules == set(NOTEBOOK_SIDE) | set(TOOLS), "sort new coursekit modules into NOTEBOOK_SIDE or TOOLS"
 
 
@@ -82,5 +83,7 @@ def test_what_notebooks_import_knows_nothing_of_the_repository(module):
 
 @pytest.mark.parametrize("module", TOOLS)
 def test_the_tools_find_the_course_instead_of_assuming_the_checkout(module):
-    text = (ROOT / "coursekit" / f"{module}.py").read_text(encoding="utf-8")
+    path = ROOT / "coursekit" / module
+    files = sorted(path.glob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+    text = "".join(file.read_text(encoding="utf-8") for file in files)
     assert "parent.parent" not in text, f"coursekit.{module} assumes it sits in a checkout of the course"

@@ -94,7 +94,8 @@ def describe(data, values=True):
     if data is None:
         return "None"
     if not values or (isinstance(data, str) and len(data) >= 40):
-        return f"a {type(data).__name__}"
+        name = type(data).__name__
+        return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
     return f"{type(data).__name__} {data!r}"
 
 
@@ -158,8 +159,10 @@ def _same(got, expected, atol, rtol):
         if not _is_number(got) or type(got) is bool:
             return f"expected a number, got {describe(got)}"
         return "" if _close(got, expected, atol, rtol) else f"got {got!r}, a different number from the reference's"
-    if type(got) is not type(expected) or got != expected:
+    if type(got) is not type(expected):
         return f"expected {describe(expected, False)}, got {describe(got)}"
+    if got != expected:
+        return f"got {describe(got)}, which is not the reference's answer"
     return ""
 
 

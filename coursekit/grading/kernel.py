@@ -232,7 +232,8 @@ class Kernel:
 
 
 def _is_kernel(process):
+    """The kernel's own process (not bwrap, whose command line names the kernel too)."""
     try:
-        return any("ipykernel" in part for part in process.cmdline())
+        return process.name() != "bwrap" and any("ipykernel" in part for part in process.cmdline())
     except Exception:
         return False

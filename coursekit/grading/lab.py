@@ -98,6 +98,8 @@ def load_lab(name, solutions_dir=None):
         info = cell_info(cell)
         if cell.cell_type == "code" and info:
             by_role[info["exercise"], info["role"]] = cell
+            if info["role"] == "probe":  # a copy of the solution notebook holds them
+                provided_sources.add(cell.source.strip())
     exercises, steps = [], []
     for cell in notebook.cells:
         if cell.cell_type != "code":

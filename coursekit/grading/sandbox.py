@@ -153,7 +153,6 @@ def kernel_environment(copy_dir, home, threads):
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "USER": "learner",
-        "PYTHONPATH": str(copy_dir),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONNOUSERSITE": "1",
         "MPLBACKEND": "Agg",
@@ -163,6 +162,8 @@ def kernel_environment(copy_dir, home, threads):
         "JUPYTER_PLATFORM_DIRS": "1",
         "TQDM_DISABLE": "1",
     }
+    if copy_dir is not None:
+        env["PYTHONPATH"] = str(copy_dir)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(threads or 1)
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # set on some machines for correct results

@@ -584,3 +584,43 @@ ANSWERS += [
         hint=("no dropout",),
     ),
 ]
+# Unusual correct answer added with the probes: PyTorch's own layout, the heads folded into the batch axis.
+ANSWERS += [
+    Answer(
+        "multi_head_attention",
+        "heads folded into the batch axis, baddbmm",
+        code="""
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_model, num_heads, bias=True):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} cannot be split into num_heads={num_heads} heads")
+        self.h, self.d = num_heads, d_model // num_heads
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, d_model, bias=bias)
+        self.w_v = nn.Linear(d_model, d_model, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def fold(self, t):  # (B, T, D) -> (B * h, T, d)
+        B, T, _ = t.shape
+        return t.reshape(B, T, self.h, self.d).permute(0, 2, 1, 3).reshape(B * self.h, T, self.d)
+
+    def forward(self, query, key, value, mask=None):
+        B, Tq, D = query.shape
+        Tk = key.shape[1]
+        q, k, v = self.fold(self.w_q(query)), self.fold(self.w_k(key)), self.fold(self.w_v(value))
+        bias = torch.zeros(B * self.h, Tq, Tk, dtype=q.dtype)
+        if mask is not None:
+            if mask.dim() == 3:
+                mask = mask[:, None]
+            allowed = mask.expand(B, self.h, Tq, Tk).reshape(B * self.h, Tq, Tk)
+            bias = bias.masked_fill(~allowed, float("-inf"))
+        scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=self.d ** -0.5)
+        weights = torch.softmax(scores, dim=-1)
+        weights = torch.where(torch.isinf(scores).all(-1, keepdim=True), torch.zeros_like(weights), weights)
+        out = torch.bmm(weights, v).reshape(B, self.h, Tq, self.d).transpose(1, 2).reshape(B, Tq, D)
+        return self.w_o(out), weights.view(B, self.h, Tq, Tk)
+""",
+        correct=True,
+    ),
+]
