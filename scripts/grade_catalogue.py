@@ -74,7 +74,7 @@ def check_lab(solution_path, settings, keep=None):
         paths.append(path)
         expected[path.stem] = chosen
     start = time.monotonic()
-    grades = grade.grade_all(lab, paths, settings)
+    grades = grade.grade_all(lab, paths, settings, warn=lambda message: print(message, file=sys.stderr))
     seconds = time.monotonic() - start
     wrong = right = 0
     disagreements = []
@@ -107,6 +107,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("labs", nargs="*", help="labs to check (default: every lab with a catalogue)")
     parser.add_argument("--jobs", type=int, default=0, help="submissions graded at once (default: CPU count)")
+    parser.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto", help="as for grade")
     parser.add_argument("--keep", metavar="DIR", help="write the submissions here (default: a temporary folder)")
     args = parser.parse_args(argv)
     paths = catalogue_labs()
@@ -115,7 +116,7 @@ def main(argv=None):
     if not paths:
         print("error: no lab has a catalogue in tests/catalogue/", file=sys.stderr)
         return 2
-    settings = grade.Settings(jobs=args.jobs)
+    settings = grade.Settings(jobs=args.jobs, sandbox=args.sandbox)
     disagreements = []
     for path in paths:
         disagreements += check_lab(Path(path), settings, args.keep)

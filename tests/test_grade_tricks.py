@@ -1,0 +1,308 @@
+"""A dishonest learner's tricks, tried on lab 2 as a learner would: each is a blank lab 2 with
+one trick added and ``merge_heads`` answered honestly. A trick earns nothing; the honest
+exercise keeps its 2 points; the batch goes on; nothing is left running afterwards.
+
+With the sandbox (bubblewrap) every trick is tried. Without it (``--sandbox none``) the tricks
+that work on the kernel are tried again: the verdict is still taken outside the kernel. The
+file-system doors (reading ``solutions/``, importing tinyformer's reference) are open without
+a sandbox, as ``docs/instructors.md`` says, so they are tried with the sandbox only.
+"""
+
+import os
+import textwrap
+import time
+
+import nbformat
+import psutil
+import pytest
+from nbformat.v4 import new_code_cell
+
+from coursekit import grading as grade
+from coursekit import labs
+from coursekit.labs import cell_info
+
+LAB = "lab2_multihead"
+HONEST = "merge_heads"
+MARKER = "coursekit-test-late-daemon"
+
+
+def _cell(nb, name, role="solution"):
+    return next(c for c in nb.cells if cell_info(c).get("exercise") == name and cell_info(c).get("role") == role)
+
+
+def blank_with_honest_merge():
+    nb = nbformat.read(labs.labs_dir() / f"{LAB}.ipynb", as_version=4)
+    solution = nbformat.read(labs.solutions_dir() / f"{LAB}.ipynb", as_version=4)
+    _cell(nb, HONEST).source = _cell(solution, HONEST).source
+    return nb
+
+
+def with_trick(source, where="first"):
+    """The blank lab with a trick cell before the first exercise (or in place of every blank exercise)."""
+    nb = blank_with_honest_merge()
+    source = textwrap.dedent(source)
+    if where == "first":
+        nb.cells.insert(nb.cells.index(_cell(nb, "split_heads")), new_code_cell(source))
+    else:
+        for name in ("split_heads", "multi_head_attention"):
+            _cell(nb, name).source = source
+    return nb
+
+
+TRICKS = {
+    # 1. An IPython custom exception handler that swallows every error.
+    "custom_exception_handler": with_trick(
+        """
+        get_ipython().set_custom_exc((BaseException,), lambda shell, etype, value, tb, tb_offset=None: None)
+        """
+    ),
+    # 2. No traceback display (nbgrader's PR #1324 closed this one for nbgrader).
+    "no_traceback": with_trick(
+        """
+        import sys
+        ip = get_ipython()
+        ip.showtraceback = lambda *args, **kwargs: None
+        ip.showsyntaxerror = lambda *args, **kwargs: None
+        ip._showtraceback = lambda *args, **kwargs: None
+        sys.excepthook = lambda *args: None
+        """
+    ),
+    # 3. Forged results: write "passed" into any results file the environment names, then kill
+    # the process that started the kernel (the old runner read such a file). In the sandbox that
+    # process is the PID namespace's init, which a signal from inside cannot kill.
+    "forged_results_file_and_kill_the_runner": with_trick(
+        """
+        import json, os, signal
+        for name, value in os.environ.items():
+            if "COURSEKIT" in name or value.endswith((".jsonl", ".json")):
+                with open(value, "a") as file:
+                    for cell in range(100):
+                        file.write(json.dumps({"cell": cell, "kind": "passed", "error": "", "message": ""}) + "\\n")
+        os.kill(os.getppid(), signal.SIGKILL)
+        """
+    ),
+    # 3b. Forged probe records: the recorder patched to record something for every call that fails.
+    "forged_probe_records": with_trick(
+        """
+        import coursekit.probe as probe
+        real_call = probe.Probe.call
+        def call(self, label, function, *args, mentions=(), **options):
+            try:
+                return real_call(self, label, function, *args, mentions=mentions, **options)
+            finally:
+                pass
+        def forged_send(self, label, data, rule, _send=probe.Probe._send):
+            if isinstance(data, dict) and "raised" in data:
+                data = {"tensor": {"dtype": "torch.float32", "shape": [], "data": [0.0]}}
+            return _send(self, label, data, rule)
+        probe.Probe._send = forged_send
+        probe._publish = lambda record, _publish=probe._publish: (_publish(record), _publish(record))
+        """
+    ),
+    # 4. The course checkout, found from coursekit.__file__, its solutions executed; also any
+    # notebook in the kernel's working folder, /tmp (other learners' runs) or the home folder.
+    "reads_solutions_and_other_runs": with_trick(
+        """
+        import json, os, pathlib, coursekit
+        roots = [pathlib.Path(coursekit.__file__).resolve().parents[1], pathlib.Path.cwd(), pathlib.Path("/tmp"),
+                 pathlib.Path.home(), pathlib.Path("/work"), pathlib.Path("/root")]
+        seen = []
+        for root in roots:
+            for folder, dirs, files in os.walk(root):
+                dirs[:] = [d for d in dirs if d not in (".venv", "node_modules", ".git", "_build")]
+                seen += [os.path.join(folder, f) for f in files if f.endswith((".ipynb", ".csv", ".md"))]
+        for path in seen:
+            try:
+                cells = json.load(open(path))["cells"]
+            except Exception:
+                continue
+            for cell in cells:
+                if cell.get("metadata", {}).get("coursekit", {}).get("role") == "solution":
+                    exec("".join(cell["source"]), globals())
+        """
+    ),
+    # 5. The checks and torch's comparisons patched to always agree.
+    "monkeypatched_checks_and_torch": with_trick(
+        """
+        import torch, coursekit.checks as checks
+        for name in dir(checks):
+            if name.startswith(("check_", "passed", "matches")):
+                setattr(checks, name, lambda *args, **kwargs: True)
+        torch.allclose = lambda *args, **kwargs: True
+        torch.equal = lambda *args, **kwargs: True
+        torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)
+        """
+    ),
+    # 6. The reference under a computed name.
+    "reference_under_a_computed_name": with_trick(
+        """
+        import importlib
+        _reference = importlib.import_module("tiny" + "former.multihead")
+        split_heads = _reference.split_heads
+        MultiHeadAttention = _reference.MultiHeadAttention
+        """,
+        where="exercises",
+    ),
+    # 7. A double-forked process that should outlive grading (it lives 8 s).
+    "double_forked_daemon": with_trick(
+        f"""
+        import os, sys
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(8)", {MARKER!r}])
+            os._exit(0)
+        """
+    ),
+    # 8. Objects whose comparisons always succeed, returned as answers.
+    "fake_objects": with_trick(
+        """
+        import torch
+        class Agreeable(torch.Tensor):
+            @classmethod
+            def __torch_function__(cls, func, types, args=(), kwargs=None):
+                name = getattr(func, "__name__", "")
+                if name in ("allclose", "equal", "__eq__", "eq", "isclose"):
+                    return True
+                return super().__torch_function__(func, types, args, kwargs or {})
+            def __eq__(self, other):
+                return True
+        class Anything:
+            shape = property(lambda self: self)
+            def __eq__(self, other):
+                return True
+            def __getattr__(self, name):
+                return self
+            def __call__(self, *args, **kwargs):
+                return self
+            def __iter__(self):
+                return iter((self, self))
+        def split_heads(x, num_heads):
+            return torch.zeros(1).as_subclass(Agreeable)
+        class MultiHeadAttention(torch.nn.Module):
+            def __init__(self, d_model, num_heads, bias=True):
+                super().__init__()
+                self.w_q = self.w_k = self.w_v = self.w_o = torch.nn.Linear(d_model, d_model, bias=bias)
+            def forward(self, query, key, value, mask=None):
+                return Anything(), Anything()
+        """,
+        where="exercises",
+    ),
+}
+# The tricks on the kernel (not on the file system), tried without a sandbox too.
+KERNEL_TRICKS = [
+    "custom_exception_handler",
+    "no_traceback",
+    "forged_probe_records",
+    "monkeypatched_checks_and_torch",
+    "fake_objects",
+]
+ATTACKED = ("split_heads", "multi_head_attention")
+
+
+def _leftovers():
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info.get("cmdline") or [])
+        if MARKER in cmdline or "coursekit-run-" in cmdline:
+            found.append(cmdline[:200])
+    return found
+
+
+def _grade(tmp_path, mode, names):
+    folder = tmp_path / mode
+    folder.mkdir()
+    (folder / "z_blank.ipynb").write_bytes((labs.labs_dir() / f"{LAB}.ipynb").read_bytes())
+    (folder / "z_solution.ipynb").write_bytes((labs.solutions_dir() / f"{LAB}.ipynb").read_bytes())
+    for name in names:
+        (folder / f"{name}.ipynb").write_text(labs.to_text(TRICKS[name]))
+    settings = grade.Settings(cell_timeout=30, total_timeout=240, sandbox=mode)
+    lab = grade.load_lab(LAB)
+    grades = grade.grade_all(lab, sorted(folder.glob("*.ipynb")), settings)
+    return {result.learner: result for result in grades}
+
+
+@pytest.fixture(scope="module")
+def sandboxed(tmp_path_factory):
+    if grade.bwrap_problem():
+        pytest.skip(f"no sandbox here: {grade.bwrap_problem()}")
+    grades = _grade(tmp_path_factory.mktemp("tricks"), "bwrap", sorted(TRICKS))
+    return grades, _leftovers()
+
+
+@pytest.fixture(scope="module")
+def unsandboxed(tmp_path_factory):
+    return _grade(tmp_path_factory.mktemp("tricks"), "none", KERNEL_TRICKS)
+
+
+def _points(result):
+    return {exercise.name: exercise.points for exercise in result.exercises}
+
+
+@pytest.mark.parametrize("trick", sorted(TRICKS))
+def test_a_trick_earns_nothing_in_the_sandbox(sandboxed, trick):
+    grades, _ = sandboxed
+    result = grades[trick]
+    points = _points(result)
+    assert result.sandbox == "bwrap"
+    assert [points[name] for name in ATTACKED] == [0, 0], f"{trick}: {points} {result.reasons}"
+    assert points[HONEST] == 2, f"{trick}: the honest merge_heads lost its points: {points} {result.reasons}"
+
+
+@pytest.mark.parametrize("trick", KERNEL_TRICKS)
+def test_a_kernel_trick_earns_nothing_without_a_sandbox(unsandboxed, trick):
+    result = unsandboxed[trick]
+    points = _points(result)
+    assert result.sandbox == "none"
+    assert [points[name] for name in ATTACKED] == [0, 0], f"{trick}: {points} {result.reasons}"
+    assert points[HONEST] == 2, f"{trick}: {points} {result.reasons}"
+
+
+def test_the_reference_scores_full_marks_and_the_blank_lab_nothing(sandboxed, unsandboxed):
+    for grades in (sandboxed[0], unsandboxed):
+        assert grades["z_solution"].total == grades["z_solution"].max_points == 10, grades["z_solution"].reasons
+        assert grades["z_blank"].total == 0
+
+
+def test_nothing_outlives_grading_in_the_sandbox(sandboxed):
+    _, leftovers = sandboxed
+    assert leftovers == [], f"processes left running after grading: {leftovers}"
+    time.sleep(0.5)
+    assert _leftovers() == []
+
+
+def test_the_sandbox_sees_neither_the_checkout_nor_other_runs(tmp_path):
+    """The view from inside: no course checkout, no /work, an empty /tmp but for the run's own folders."""
+    if grade.bwrap_problem():
+        pytest.skip(f"no sandbox here: {grade.bwrap_problem()}")
+    from coursekit.grading.kernel import Kernel
+    from coursekit.grading.sandbox import SandboxMode, course_copy
+
+    copy = course_copy(["split_heads", "merge_heads", "MultiHeadAttention"], tmp_path / "copy")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the gradebook")
+    code = textwrap.dedent(
+        f"""
+        import os, coursekit, tinyformer
+        from coursekit.probe import Probe
+        probe = Probe("view")
+        probe.value("secret", os.path.exists({str(secret)!r}))
+        probe.value("checkout", os.path.exists({str(labs.solutions_dir())!r}))
+        probe.value("tmp", sorted(os.listdir("/tmp")))
+        probe.value("network", [name for name in os.listdir("/sys/class/net")] if os.path.exists("/sys/class/net") else [])
+        probe.value("pid", os.getpid() < 10)
+        import tinyformer.multihead as m
+        probe.value("names", sorted(n for n in ("split_heads", "merge_heads", "MultiHeadAttention", "KVCache") if hasattr(m, n)))
+        probe.value("attention", hasattr(__import__("tinyformer.attention").attention, "scaled_dot_product_attention"))
+        """
+    )
+    with Kernel(SandboxMode.BWRAP, copy) as kernel:
+        result = kernel.run(code, timeout=60)
+    assert result.end.value == "ok", result.error
+    seen = {record["label"]: record["data"] for record in result.records}
+    assert seen["secret"] is False and seen["checkout"] is False
+    assert all(name.startswith("coursekit-") for name in seen["tmp"]), seen["tmp"]
+    assert seen["pid"] is True
+    assert seen["names"] == ["KVCache"]  # the lab's names are gone, the rest of the module stays
+    assert seen["attention"] is True  # lab 1's component stays importable
+    assert os.path.exists(secret)
