@@ -1,11 +1,13 @@
-"""How long grading takes: N copies of a lab's solution, graded by the command line.
+"""How long grading takes: N copies of a lab's solution, graded by the command line, with the
+sandbox (bubblewrap) and without it, in one run so that the two can be compared.
 
-    python benchmarks/bench_grading.py                 # 30 copies of lab1's solution
-    python benchmarks/bench_grading.py --lab lab4 --copies 10 --jobs 2
+    python benchmarks/bench_grading.py                 # 30 copies of lab2's solution, bwrap and none
+    python benchmarks/bench_grading.py --lab lab4 --copies 10 --jobs 2 --sandbox none
 
-Prints the wall-clock time, the time per submission and the machine (CPUs, load average),
-and checks that every copy got full marks. The target: 30 copies of lab 1 in under two
-minutes on a 2-core laptop.
+Prints, per sandbox mode, the wall-clock time, the CPU time of the grader and everything it
+started, the machine (CPUs, load average before), and whether every copy got full marks;
+then the sandbox's own cost as a ratio of the two runs. The target: 30 copies of lab 2 in
+under 60 s on an idle 2-core machine, sandbox included.
 """
 
 import argparse
@@ -25,59 +27,65 @@ sys.path.insert(0, str(ROOT))
 from coursekit import grading as grade  # noqa: E402
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lab", default="lab1")
-    parser.add_argument("--copies", type=int, default=30)
-    parser.add_argument("--jobs", type=int, default=0, help="default: the CPU count")
-    parser.add_argument("--solutions", default=None, help="folder of solution notebooks (default: solutions/)")
-    args = parser.parse_args(argv)
-    lab = grade.load_lab(args.lab, args.solutions)
-    if not lab.exercises:
-        print(f"{lab.name} has no exercises yet: nothing to time", file=sys.stderr)
-        return 1
+def grade_copies(lab, copies, jobs, sandbox, solutions):
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         folder = Path(tmp) / "submissions"
         folder.mkdir()
-        for number in range(args.copies):
+        for number in range(copies):
             shutil.copyfile(lab.path, folder / f"learner{number:03d}.ipynb")
-        command = [
-            sys.executable,
-            "-m",
-            "coursekit",
-            "grade",
-            lab.name,
-            str(folder),
-            "--out",
-            f"{tmp}/grades.csv",
-            "--feedback",
-            f"{tmp}/feedback",
-            "--jobs",
-            str(args.jobs),
-            "-q",
-        ]
-        if args.solutions:
-            command += ["--solutions", args.solutions]
+        command = [sys.executable, "-m", "coursekit", "grade", lab.name, str(folder), "--out", f"{tmp}/grades.csv"]
+        command += ["--feedback", f"{tmp}/feedback", "--jobs", str(jobs), "--sandbox", sandbox, "-q"]
+        if solutions:
+            command += ["--solutions", solutions]
         load_before = os.getloadavg()[0]
         used = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         elapsed = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime  # grader, pytest, kernels
+        cpu = after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime  # grader, sandboxes, kernels
         with open(f"{tmp}/grades.csv", newline="", encoding="utf-8") as file:
             rows = list(csv.DictReader(file))
-    full = sum(row["total"] == row["max"] and row["status"] == "ok" for row in rows)
+    full = sum(row["total"] == row["max"] and row["status"] == "ok" and row["sandbox"] == sandbox for row in rows)
+    return {"load": load_before, "wall": elapsed, "cpu": cpu, "full": full, "rows": len(rows)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lab", default="lab2")
+    parser.add_argument("--copies", type=int, default=30)
+    parser.add_argument("--jobs", type=int, default=0, help="default: the CPU count")
+    parser.add_argument("--sandbox", choices=["both", "bwrap", "none"], default="both")
+    parser.add_argument("--solutions", default=None, help="folder of solution notebooks (default: solutions/)")
+    args = parser.parse_args(argv)
+    lab = grade.load_lab(args.lab, args.solutions)
+    if not lab.exercises:
+        print(f"{lab.name} has no exercises yet: nothing to time", file=sys.stderr)
+        return 1
+    modes = ["bwrap", "none"] if args.sandbox == "both" else [args.sandbox]
+    if "bwrap" in modes and grade.bwrap_problem():
+        print(f"skipping the sandboxed run: {grade.bwrap_problem()}", file=sys.stderr)
+        modes.remove("bwrap")
     jobs = args.jobs or os.cpu_count()
+    results = {mode: grade_copies(lab, args.copies, jobs, mode, args.solutions) for mode in modes}
     # On a machine that others load, the CPU time says more than the wall time: divided by
     # the CPU count it is the wall time the same grading would take on an idle machine.
-    print("| lab | submissions | jobs | CPUs | load before | wall time | CPU time | CPU time / CPUs | full marks |")
-    print("|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| {lab.name} | {len(rows)} | {jobs} | {os.cpu_count()} | {load_before:.1f} | {elapsed:.1f} s "
-        f"| {cpu:.1f} s | {cpu / os.cpu_count():.1f} s | {full} / {len(rows)} |"
+        "| lab | sandbox | submissions | jobs | CPUs | load before | wall time | CPU time | CPU time / CPUs | full marks |"
     )
-    return 0 if full == len(rows) == args.copies else 1
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for mode, result in results.items():
+        print(
+            f"| {lab.name} | {mode} | {result['rows']} | {jobs} | {os.cpu_count()} | {result['load']:.1f} "
+            f"| {result['wall']:.1f} s | {result['cpu']:.1f} s | {result['cpu'] / os.cpu_count():.1f} s "
+            f"| {result['full']} / {result['rows']} |"
+        )
+    if len(results) == 2:
+        print(
+            f"\nthe sandbox's own cost: wall time x{results['bwrap']['wall'] / results['none']['wall']:.2f}, "
+            f"CPU time x{results['bwrap']['cpu'] / results['none']['cpu']:.2f} (bwrap / none, same run)"
+        )
+    return 0 if all(r["full"] == r["rows"] == args.copies for r in results.values()) else 1
 
 
 if __name__ == "__main__":

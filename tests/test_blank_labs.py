@@ -31,7 +31,9 @@ def test_blank_lab_fails_each_exercise_test(solution_path):
             assert not result.end.kernel_gone, f"{lab_path.name}: cell {index} ended the kernel ({result.end.value})"
             if info.get("role") == "tests":
                 checked += 1
-                assert result.end is CellEnd.ERROR, f"{lab_path.name}: the tests of {info['exercise']!r} pass on the blank lab"
+                assert result.end is CellEnd.ERROR, (
+                    f"{lab_path.name}: the tests of {info['exercise']!r} pass on the blank lab"
+                )
                 assert "NotImplementedError" in result.error, (
                     f"{lab_path.name}: the tests of {info['exercise']!r} fail for another reason than the stub:\n"
                     + result.error[-800:]

@@ -480,8 +480,8 @@ class TestRealLabs:
         blank_lab, solved = real_grades[name, "blank"], real_grades[name, "solution"]
         lab = grade.load_lab(name)
         assert solved.max_points > 0
-        assert (solved.total, solved.status, solved.reasons) == (solved.max_points, "ok", []), (
-            grade.feedback_markdown(lab, solved, grade.Settings())
+        assert (solved.total, solved.status, solved.reasons) == (solved.max_points, "ok", []), grade.feedback_markdown(
+            lab, solved, grade.Settings()
         )
         assert (blank_lab.total, blank_lab.status, blank_lab.reasons) == (0, "ok", []), grade.feedback_markdown(
             lab, blank_lab, grade.Settings()

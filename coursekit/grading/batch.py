@@ -114,7 +114,11 @@ class Grader:
             elif judgement.passed:
                 result.verdict = Verdict.PASSED
             else:
-                result.verdict, result.difference, result.hint = Verdict.NOT_PASSED, judgement.difference, judgement.hint
+                result.verdict, result.difference, result.hint = (
+                    Verdict.NOT_PASSED,
+                    judgement.difference,
+                    judgement.hint,
+                )
             result.points = result.max_points if result.passed else 0
         grade.own_cell_errors = report.extra_errors
         if "" in events:

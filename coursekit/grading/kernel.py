@@ -116,7 +116,7 @@ class Kernel:
         start = time.monotonic()
         msg_id = self.client.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
         cell_deadline = start + timeout
-        records, reply, idle, interrupted = [], None, False, None
+        records, reply, idle, interrupted, reply_time = [], None, False, None, 0.0
         checks = 0
         while reply is None or not idle:
             now = time.monotonic()

@@ -87,7 +87,9 @@ def load_lab(name, solutions_dir=None):
         blank = labs.make_lab(notebook, path.name)  # also checks the markers and metadata
     except labs.LabError as error:
         raise GradeError(f"the solution cannot be graded: {error}") from None
-    provided_sources = {cell.source.strip() for cell in blank.cells if cell.cell_type == "code" and not _is_exercise(cell)}
+    provided_sources = {
+        cell.source.strip() for cell in blank.cells if cell.cell_type == "code" and not _is_exercise(cell)
+    }
     provided_sources |= {
         cell.source.strip()
         for cell in blank.cells

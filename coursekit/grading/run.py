@@ -25,6 +25,7 @@ record_origin({exercise!r}, {targets!r}, globals())
 del record_origin
 """
 
+
 @dataclass
 class Step:
     role: str  # setup, extra, learner, probe, reference

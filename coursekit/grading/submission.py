@@ -94,8 +94,6 @@ def read_submission(path, lab):
     return cells
 
 
-
-
 def _is_tinyformer(name):
     return isinstance(name, str) and (name == "tinyformer" or name.startswith("tinyformer."))
 
@@ -161,8 +159,6 @@ def tinyformer_uses(source, aliases=None):
     return names, opaque
 
 
-
-
 def _placement(lab, cells):
     """``({exercise: learner cell}, {(exercise, 0 or 1): [extra cells]})``: the extras go
     before the exercise cell (0) or between it and its tests (1)."""
@@ -191,8 +187,6 @@ def _placement(lab, cells):
     return exercise_cells, extras
 
 
-
-
 def static_flags(lab, cells):
     """Exercises answered with tinyformer, as far as the text of the learner's cells shows.
 
@@ -211,5 +205,3 @@ def static_flags(lab, cells):
             if opaque:
                 flagged.update([exercise.name] if cell is mine else [other.name for other in later])
     return flagged
-
-

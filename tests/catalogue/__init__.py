@@ -150,7 +150,9 @@ class LabRunner:
         """``(probe records, error)`` of the exercise's probe cell run after ``source``."""
         solution_at = self._index(exercise, "solution")
         tests_at = self._index(exercise, "tests")
-        between = [cell for cell in self.cells[solution_at + 1 : tests_at] if cell[0].get("role") not in ("tests", "probe")]
+        between = [
+            cell for cell in self.cells[solution_at + 1 : tests_at] if cell[0].get("role") not in ("tests", "probe")
+        ]
         namespace = copy.copy(self._prefix(exercise))
         seed_everything(0)
         sent = []
@@ -180,7 +182,9 @@ class LabRunner:
         solution_at = self._index(answer.exercise, "solution")
         tests_at = self._index(answer.exercise, "tests")
         source = answer.source(self.reference(answer.exercise))
-        between = [cell for cell in self.cells[solution_at + 1 : tests_at] if cell[0].get("role") not in ("tests", "probe")]
+        between = [
+            cell for cell in self.cells[solution_at + 1 : tests_at] if cell[0].get("role") not in ("tests", "probe")
+        ]
         outcome, printed = Outcome(), io.StringIO()
         namespace = copy.copy(self._prefix(answer.exercise))
         seed_everything(0)
