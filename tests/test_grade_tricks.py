@@ -9,8 +9,8 @@ a sandbox, as ``docs/instructors.md`` says, so they are tried with the sandbox o
 """
 
 import os
+import tempfile
 import textwrap
-import time
 
 import nbformat
 import psutil
@@ -81,22 +81,15 @@ TRICKS = {
         os.kill(os.getppid(), signal.SIGKILL)
         """
     ),
-    # 3b. Forged probe records: the recorder patched to record something for every call that fails.
+    # 3b. Forged probe records: the recorder patched to record a number for every call that fails.
     "forged_probe_records": with_trick(
         """
         import coursekit.probe as probe
-        real_call = probe.Probe.call
-        def call(self, label, function, *args, mentions=(), **options):
-            try:
-                return real_call(self, label, function, *args, mentions=mentions, **options)
-            finally:
-                pass
         def forged_send(self, label, data, rule, _send=probe.Probe._send):
             if isinstance(data, dict) and "raised" in data:
                 data = {"tensor": {"dtype": "torch.float32", "shape": [], "data": [0.0]}}
             return _send(self, label, data, rule)
         probe.Probe._send = forged_send
-        probe._publish = lambda record, _publish=probe._publish: (_publish(record), _publish(record))
         """
     ),
     # 4. The course checkout, found from coursekit.__file__, its solutions executed; also any
@@ -200,11 +193,13 @@ KERNEL_TRICKS = [
 ATTACKED = ("split_heads", "multi_head_attention")
 
 
-def _leftovers():
+def _leftovers(where):
+    """Processes of this test's gradings still running: the daemon, or anything whose command
+    line names a run folder of this test (kernels, bwrap)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(process.info.get("cmdline") or [])
-        if MARKER in cmdline or "coursekit-run-" in cmdline:
+        if MARKER in cmdline or str(where) in cmdline:
             found.append(cmdline[:200])
     return found
 
@@ -212,27 +207,32 @@ def _leftovers():
 def _grade(tmp_path, mode, names):
     folder = tmp_path / mode
     folder.mkdir()
+    runs = tmp_path / "runs"  # the grader's run folders, to find what they leave behind
+    runs.mkdir()
     (folder / "z_blank.ipynb").write_bytes((labs.labs_dir() / f"{LAB}.ipynb").read_bytes())
     (folder / "z_solution.ipynb").write_bytes((labs.solutions_dir() / f"{LAB}.ipynb").read_bytes())
     for name in names:
         (folder / f"{name}.ipynb").write_text(labs.to_text(TRICKS[name]))
     settings = grade.Settings(cell_timeout=30, total_timeout=240, sandbox=mode)
     lab = grade.load_lab(LAB)
-    grades = grade.grade_all(lab, sorted(folder.glob("*.ipynb")), settings)
-    return {result.learner: result for result in grades}
+    tempdir, tempfile.tempdir = tempfile.tempdir, str(runs)
+    try:
+        grades = grade.grade_all(lab, sorted(folder.glob("*.ipynb")), settings)
+    finally:
+        tempfile.tempdir = tempdir
+    return {result.learner: result for result in grades}, _leftovers(runs)
 
 
 @pytest.fixture(scope="module")
 def sandboxed(tmp_path_factory):
     if grade.bwrap_problem():
         pytest.skip(f"no sandbox here: {grade.bwrap_problem()}")
-    grades = _grade(tmp_path_factory.mktemp("tricks"), "bwrap", sorted(TRICKS))
-    return grades, _leftovers()
+    return _grade(tmp_path_factory.mktemp("tricks"), "bwrap", sorted(TRICKS))
 
 
 @pytest.fixture(scope="module")
 def unsandboxed(tmp_path_factory):
-    return _grade(tmp_path_factory.mktemp("tricks"), "none", KERNEL_TRICKS)
+    return _grade(tmp_path_factory.mktemp("tricks"), "none", KERNEL_TRICKS)[0]
 
 
 def _points(result):
@@ -267,8 +267,6 @@ def test_the_reference_scores_full_marks_and_the_blank_lab_nothing(sandboxed, un
 def test_nothing_outlives_grading_in_the_sandbox(sandboxed):
     _, leftovers = sandboxed
     assert leftovers == [], f"processes left running after grading: {leftovers}"
-    time.sleep(0.5)
-    assert _leftovers() == []
 
 
 def test_the_sandbox_sees_neither_the_checkout_nor_other_runs(tmp_path):
@@ -301,7 +299,10 @@ def test_the_sandbox_sees_neither_the_checkout_nor_other_runs(tmp_path):
     assert result.end.value == "ok", result.error
     seen = {record["label"]: record["data"] for record in result.records}
     assert seen["secret"] is False and seen["checkout"] is False
-    assert all(name.startswith("coursekit-") for name in seen["tmp"]), seen["tmp"]
+    # /tmp is the sandbox's own: the run's folder (its sockets) and the course copy, nothing else.
+    runs = [name for name in seen["tmp"] if name.startswith("coursekit-run-")]
+    others = set(seen["tmp"]) - set(runs)
+    assert len(runs) == 1 and others <= {copy.relative_to("/tmp").parts[0]}, seen["tmp"]
     assert seen["pid"] is True
     assert seen["names"] == ["KVCache"]  # the lab's names are gone, the rest of the module stays
     assert seen["attention"] is True  # lab 1's component stays importable
