@@ -276,7 +276,11 @@ def test_the_sandbox_sees_neither_the_checkout_nor_other_runs(tmp_path):
     from coursekit.grading.kernel import Kernel
     from coursekit.grading.sandbox import SandboxMode, course_copy
 
+    import socket
+
     copy = course_copy(["split_heads", "merge_heads", "MultiHeadAttention"], tmp_path / "copy")
+    server = socket.create_server(("127.0.0.1", 0))  # the host's loopback: not the sandbox's
+    port = server.getsockname()[1]
     secret = tmp_path / "secret.txt"
     secret.write_text("the gradebook")
     code = textwrap.dedent(
@@ -287,14 +291,15 @@ def test_the_sandbox_sees_neither_the_checkout_nor_other_runs(tmp_path):
         probe.value("secret", os.path.exists({str(secret)!r}))
         probe.value("checkout", os.path.exists({str(labs.solutions_dir())!r}))
         probe.value("tmp", sorted(os.listdir("/tmp")))
-        probe.value("network", [name for name in os.listdir("/sys/class/net")] if os.path.exists("/sys/class/net") else [])
+        import socket
+        probe.call("network", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2).close())
         probe.value("pid", os.getpid() < 10)
         import tinyformer.multihead as m
         probe.value("names", sorted(n for n in ("split_heads", "merge_heads", "MultiHeadAttention", "KVCache") if hasattr(m, n)))
         probe.value("attention", hasattr(__import__("tinyformer.attention").attention, "scaled_dot_product_attention"))
         """
     )
-    with Kernel(SandboxMode.BWRAP, copy) as kernel:
+    with server, Kernel(SandboxMode.BWRAP, copy) as kernel:
         result = kernel.run(code, timeout=60)
     assert result.end.value == "ok", result.error
     seen = {record["label"]: record["data"] for record in result.records}
@@ -304,6 +309,7 @@ def test_the_sandbox_sees_neither_the_checkout_nor_other_runs(tmp_path):
     others = set(seen["tmp"]) - set(runs)
     assert len(runs) == 1 and others <= {copy.relative_to("/tmp").parts[0]}, seen["tmp"]
     assert seen["pid"] is True
+    assert seen["network"] == {"raised": "OSError"}  # connection refused: no way out
     assert seen["names"] == ["KVCache"]  # the lab's names are gone, the rest of the module stays
     assert seen["attention"] is True  # lab 1's component stays importable
     assert os.path.exists(secret)
