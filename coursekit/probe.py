@@ -99,15 +99,19 @@ class Probe:
         self.exercise = exercise
         self.labels = set()
 
-    def call(self, label, function, *args, mentions=(), **options):
+    def call(self, label, function, *args, mentions=(), then=None, **options):
         """Record what ``function(*args)`` returns, or the exception it raises.
 
         ``mentions``: words the exception's message should contain (recorded as true/false).
+        ``then``: a function of the result whose value is recorded instead (a summary, such
+        as ``lambda out: out.norm(dim=-1)``); what it raises is recorded too.
         Other keyword arguments (``atol``, ``rtol``, ``at_least``, ...) are the judging rule.
         """
         rule = {key: options.pop(key) for key in list(options) if key in RULES}
         try:
             result = function(*args, **options)
+            if then is not None:
+                result = then(result)
         except Exception as error:  # the learner's code failed: that is data too
             return self._send(label, _raised(error, mentions), rule)
         return self._send(label, plain(result), rule)

@@ -9,7 +9,8 @@ With bubblewrap (``bwrap``, Debian's ``bubblewrap``) every run of a submission g
   gradebook or the feedback folder, not the other runs' folders;
 * a ``tinyformer`` without the names the lab asks learners to write (a copy; modules that
   need those names fail to import), so the reference cannot be imported under any name;
-* an empty ``/tmp`` and home of its own, a clean environment (no variable of the grader's).
+* an empty ``/tmp`` and home of its own (512 MB each), no file larger than 256 MB, a clean
+  environment (no variable of the grader's).
 
 ``--sandbox none`` runs the kernel as a plain process with the same environment and the same
 ``tinyformer`` copy first on its path: the verdict is still taken outside (probes), but the
@@ -38,6 +39,8 @@ class SandboxError(RuntimeError):
     """``--sandbox bwrap`` was asked for and bubblewrap cannot run here."""
 
 
+TMPFS_BYTES = 512 * 2**20  # the sandbox's /tmp and home live in memory that no process's RSS shows
+FILE_BYTES = 256 * 2**20  # the largest file the kernel may write
 SYSTEM_DIRS = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin")
 BWRAP_INSTALL_HINT = "install it with `apt-get install -y bubblewrap` (Debian/Ubuntu)"
 
@@ -195,8 +198,8 @@ def kernel_command(mode, connection_file, workdir, copy_dir, threads):
     argv += [
         "--proc", "/proc",
         "--dev", "/dev",
-        "--tmpfs", "/tmp",
-        "--tmpfs", "/home",
+        "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
+        "--size", str(TMPFS_BYTES), "--tmpfs", "/home",
         "--dir", home,
         "--ro-bind", str(copy_dir), str(copy_dir),
         "--bind", str(workdir), str(workdir),
@@ -205,7 +208,10 @@ def kernel_command(mode, connection_file, workdir, copy_dir, threads):
     ]  # fmt: skip
     for name, value in kernel_environment(copy_dir, home, threads).items():
         argv += ["--setenv", name, value]
-    return argv + ["--", *python], None, None
+    argv += ["--", *python]
+    if shutil.which("prlimit"):  # the run's folder is on the grader's disk: no file may fill it
+        argv = ["prlimit", f"--fsize={FILE_BYTES}", "--", *argv]
+    return argv, None, None
 
 
 def _site_dirs():
