@@ -114,6 +114,29 @@ ANSWERS = [
     ),
     Answer(
         "sinusoidal_positional_encoding",
+        "assert for odd d_model",
+        replace=[("    if d_model % 2 != 0:\n        raise ValueError(", "    assert d_model % 2 == 0, (")],
+        hint=("expected ValueError", "AssertionError"),
+    ),
+    Answer(
+        "sinusoidal_positional_encoding",
+        "a (1, max_len, d_model) table",
+        replace=[("    return pe\n", "    return pe.unsqueeze(0)\n")],
+        hint=("expected shape (10, 8)", "one row per position"),
+    ),
+    Answer(
+        "sinusoidal_positional_encoding",
+        "error says odd, not even",
+        replace=[
+            (
+                'f"d_model must be even (dimensions come in sin/cos pairs), got d_model={d_model}; "',
+                'f"odd d_model={d_model}; "',
+            )
+        ],
+        hint=("does not mention", "even"),
+    ),
+    Answer(
+        "sinusoidal_positional_encoding",
         "explicit loops with math",
         code=SIN_HEAD
         + """
@@ -308,6 +331,20 @@ class PositionalEncoding(nn.Module):
     ),
     Answer(
         "PositionalEncoding",
+        "adds into x in place",
+        # The visible tests compare with x + PE after the call, when x has already been changed:
+        # their message names the mistake only as wrong values. The probe records x itself.
+        replace=[("return self.dropout(x + self.pe[:seq])", "x += self.pe[:seq]\n        return self.dropout(x)")],
+        hint=("wrong values",),
+    ),
+    Answer(
+        "PositionalEncoding",
+        "IndexError past max_len",
+        replace=[("raise ValueError(", "raise IndexError(")],
+        hint=("expected ValueError", "IndexError"),
+    ),
+    Answer(
+        "PositionalEncoding",
         "a (1, max_len, d_model) buffer and F.dropout",
         code=PE_HEAD
         + """
@@ -344,6 +381,40 @@ class PositionalEncoding(nn.Dropout):
             raise ValueError(f"{length} positions do not fit in max_len={self.pe.size(0)}")
         return super().forward(x + self.pe.narrow(0, 0, length))
 """,
+        correct=True,
+    ),
+    Answer(
+        "PositionalEncoding",
+        "dropout by hand with a random mask",
+        code=PE_HEAD
+        + """
+class PositionalEncoding(nn.Module):
+    def __init__(self, d_model, max_len=5000, dropout=0.0):
+        super().__init__()
+        self.p, self.max_len = dropout, max_len
+        self.register_buffer("pe", sinusoidal_positional_encoding(max_len, d_model))
+
+    def forward(self, x):
+        if x.size(1) > self.max_len:
+            raise ValueError(f"{x.size(1)} positions but max_len={self.max_len}")
+        y = x + self.pe[: x.size(1)]
+        if self.training and self.p > 0:
+            keep = (torch.rand(y.shape) >= self.p).to(y.dtype)
+            y = y * keep / (1 - self.p)
+        return y
+""",
+        correct=True,
+    ),
+    Answer(
+        "PositionalEncoding",
+        "float64 buffer, the sum cast to x's dtype",
+        replace=[
+            (
+                "sinusoidal_positional_encoding(max_len, d_model))",
+                "sinusoidal_positional_encoding(max_len, d_model).double())",
+            ),
+            ("return self.dropout(x + self.pe[:seq])", "return self.dropout(x + self.pe[:seq].to(x.dtype))"),
+        ],
         correct=True,
     ),
     # ----------------------------------------------------------------------------- rotary_embedding
@@ -448,6 +519,12 @@ class PositionalEncoding(nn.Dropout):
     ),
     Answer(
         "rotary_embedding",
+        "float32 out whatever x's dtype",
+        replace=[("return rotated.flatten(-2)", "return rotated.flatten(-2).float()")],
+        hint=("torch.float64 in gave torch.float32 out",),
+    ),
+    Answer(
+        "rotary_embedding",
         "complex numbers",
         code=ROPE_HEAD
         + """
@@ -492,6 +569,35 @@ class PositionalEncoding(nn.Dropout):
         out[..., 2 * i: 2 * i + 1] = a * c - b * s
         out[..., 2 * i + 1: 2 * i + 2] = a * s + b * c
     return out
+""",
+        correct=True,
+    ),
+    Answer(
+        "rotary_embedding",
+        "angles in float32 whatever x's dtype",
+        code=ROPE_HEAD
+        + """
+    seq, d = x.shape[-2], x.shape[-1]
+    positions = torch.arange(seq) if positions is None else positions
+    theta = 10000.0 ** (-torch.arange(0, d, 2).float() / d)
+    angles = positions.float()[:, None] * theta
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
+""",
+        correct=True,
+    ),
+    Answer(
+        "rotary_embedding",
+        "rotate every two with repeat_interleave",
+        code=ROPE_HEAD
+        + """
+    seq, d = x.shape[-2], x.shape[-1]
+    pos = torch.arange(seq, dtype=torch.float64) if positions is None else positions.double()
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, d, 2, dtype=torch.float64) / d))
+    freqs = torch.einsum("t,f->tf", pos, inv_freq).repeat_interleave(2, dim=-1)  # (T, d)
+    rotated = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)
+    return x * freqs.cos().to(x.dtype) + rotated * freqs.sin().to(x.dtype)
 """,
         correct=True,
     ),
