@@ -187,6 +187,15 @@ def kernel_command(mode, connection_file, workdir, copy_dir, threads):
         return python, kernel_environment(copy_dir, home, threads), str(home)
     home = "/home/learner"
     argv = ["bwrap", *_isolation(), *_system_binds()]
+    # The empty file systems first: a bind below /tmp (a venv in a checkout under /tmp, the
+    # course copy, the run's folder) must come after the tmpfs it sits on.
+    argv += [
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
+        "--size", str(TMPFS_BYTES), "--tmpfs", "/home",
+        "--dir", home,
+    ]  # fmt: skip
     bound = []
     for path in sorted({sys.base_prefix, sys.prefix, *_site_dirs()}, key=len):
         if os.path.isdir(path) and not any(path.startswith(parent + os.sep) or path == parent for parent in bound):
@@ -196,11 +205,6 @@ def kernel_command(mode, connection_file, workdir, copy_dir, threads):
         if any(str(package).startswith(parent + os.sep) for parent in bound):
             argv += ["--tmpfs", str(package)]
     argv += [
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
-        "--size", str(TMPFS_BYTES), "--tmpfs", "/home",
-        "--dir", home,
         "--ro-bind", str(copy_dir), str(copy_dir),
         "--bind", str(workdir), str(workdir),
         "--chdir", home,
