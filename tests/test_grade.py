@@ -18,6 +18,7 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -345,8 +346,6 @@ def test_lab_names_resolve_by_prefix(tmp_path):
 def learner_cells(nb):
     path_text = labs.to_text(nb)
     lab = grade.load_lab("lab0", FIXTURES)
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "x.ipynb"
         path.write_text(path_text)
@@ -394,7 +393,7 @@ def test_extra_cells_go_before_the_first_exercise_that_follows_them():
     sources = [step.source for step in steps]
     assert sources[0] == "# Set-up\nSCALE = 2"  # the instructor's set-up, then the learner's edited copy
     assert "import math" in sources[1] and "_twice" in sources[2] and "_half_of_quad" in sources[9]
-    assert 'Probe("double")' in sources[4]  # the instructor's probe; the visible tests are not run
+    assert "<probe of double>" in sources[4]  # the instructor's probe, in a namespace of its own
     assert not any("assert double(3)" in source for source in sources)
     assert not any("after the last tests" in source for source in sources)
 
@@ -487,3 +486,30 @@ class TestRealLabs:
             lab, blank_lab, grade.Settings()
         )
         assert all(result.difference for result in blank_lab.exercises)
+
+
+def test_forbidden_library_calls_are_read_from_the_text():
+    """Lab 1 forbids torch's softmax: the grader reads the learner's cells for it, in its own process."""
+    lab = grade.load_lab("lab1")
+    nb = nbformat.read(labs.labs_dir() / "lab1_attention.ipynb", as_version=4)
+    solution = nbformat.read(labs.solutions_dir() / "lab1_attention.ipynb", as_version=4)
+    for name in ("softmax", "scaled_dot_product_attention", "SelfAttention"):
+        find(nb, name, "solution").source = find(solution, name, "solution").source
+
+    def uses(source, where="softmax"):
+        find(nb, where, "solution").source = source
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "x.ipynb"
+            path.write_text(labs.to_text(nb))
+            return grade.forbidden_uses(lab, grade.read_submission(path, lab))
+
+    assert uses(find(solution, "softmax", "solution").source) == {}
+    assert uses("def softmax(x, dim=-1):\n    return torch.softmax(x, dim)") == {"softmax": "softmax"}
+    assert uses("def softmax(x, dim=-1):\n    return getattr(x, 'log_softmax')(dim).exp()") == {
+        "softmax": "log_softmax"
+    }
+    assert uses("from torch.nn.functional import softmax as sm\ndef softmax(x, dim=-1):\n    return sm(x, dim)") == {
+        "softmax": "softmax"
+    }
+    # The library function bound to the exercise's name is caught too.
+    assert uses("import torch.nn.functional as F\nsoftmax = F.softmax") == {"softmax": "softmax"}

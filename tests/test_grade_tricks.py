@@ -273,10 +273,10 @@ def test_the_sandbox_sees_neither_the_checkout_nor_other_runs(tmp_path):
     """The view from inside: no course checkout, no /work, an empty /tmp but for the run's own folders."""
     if grade.bwrap_problem():
         pytest.skip(f"no sandbox here: {grade.bwrap_problem()}")
+    import socket
+
     from coursekit.grading.kernel import Kernel
     from coursekit.grading.sandbox import SandboxMode, course_copy
-
-    import socket
 
     copy = course_copy(["split_heads", "merge_heads", "MultiHeadAttention"], tmp_path / "copy")
     server = socket.create_server(("127.0.0.1", 0))  # the host's loopback: not the sandbox's

@@ -15,7 +15,7 @@ from .lab import Exercise, GradeError, Lab, describe_lab, find_lab, lab_names, l
 from .outcome import Verdict
 from .report import ExerciseResult, Grade, feedback_markdown, gradebook_csv, write_outputs
 from .sandbox import SandboxError, SandboxMode, bwrap_problem
-from .submission import SubmissionError, read_submission, static_flags, tinyformer_uses
+from .submission import SubmissionError, forbidden_uses, read_submission, static_flags, tinyformer_uses
 
 __all__ = [
     "CellEnd",
@@ -37,6 +37,7 @@ __all__ = [
     "environment_problems",
     "feedback_markdown",
     "find_lab",
+    "forbidden_uses",
     "grade_all",
     "grade_submission",
     "gradebook_csv",

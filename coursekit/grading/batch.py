@@ -23,7 +23,7 @@ from .outcome import BY_CELL_END, SETUP_REASONS, Verdict
 from .report import ExerciseResult, Grade
 from .run import run_reference, run_submission
 from .sandbox import SandboxMode, course_copy, resolve
-from .submission import SubmissionError, read_submission, static_flags
+from .submission import SubmissionError, forbidden_uses, read_submission, static_flags
 
 
 @dataclass
@@ -99,6 +99,7 @@ class Grader:
             return grade
         present = {cell.exercise for cell in cells if cell.kind == "exercise"}
         flagged = static_flags(lab, cells)
+        forbidden = forbidden_uses(lab, cells)
         events = {}
         for exercise_name, end in report.events:
             events.setdefault(exercise_name, end)
@@ -111,6 +112,10 @@ class Grader:
                 result.verdict = BY_CELL_END[events[result.name]]
             elif result.name in flagged or judgement.origin:
                 result.verdict = Verdict.TINYFORMER
+            elif result.name in forbidden:
+                result.verdict = Verdict.NOT_PASSED
+                result.difference = f"your code uses `{forbidden[result.name]}`, which this exercise forbids"
+                result.hint = "write it with the operations the lab allows; the tests cell in your notebook says which"
             elif judgement.passed:
                 result.verdict = Verdict.PASSED
             else:

@@ -30,6 +30,7 @@ class Exercise:
     cell_id: str = ""
     tests_id: str = ""
     targets: tuple = ()  # the names the exercise defines (``multi_head_attention``: MultiHeadAttention)
+    forbid: tuple = ()  # library names the learner's cells must not use (the probe cell's "forbid")
 
 
 @dataclass
@@ -127,6 +128,7 @@ def load_lab(name, solutions_dir=None):
                 cell.get("id", ""),
                 tests.get("id", ""),
                 defined_names(cell.source, name),
+                tuple(cell_info(probe).get("forbid", ())),
             )
             exercises.append(exercise)
             steps.append(exercise)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from .judge import judge
 from .kernel import CellEnd, Kernel, KernelStartError
+from .submission import placement
 
 ORIGIN_PROBE = """from coursekit.probe import record_origin
 record_origin({exercise!r}, {targets!r}, globals())
@@ -45,32 +46,13 @@ class RunReport:
     seconds: float = 0.0
 
 
-def placement(lab, cells):
-    """``({exercise: learner cell}, {(exercise, 0 or 1): [extra cells]})``: the extras go
-    before the exercise cell (0) or between it and its probe (1)."""
-    exercise_cells, tests_at = {}, {}
-    for cell in cells:
-        if cell.kind == "exercise":
-            exercise_cells[cell.exercise] = cell  # a duplicate: the last one counts
-        elif cell.kind == "tests":
-            tests_at[cell.exercise] = cell.position
-    anchors = []
-    for exercise in lab.exercises:
-        cell = exercise_cells.get(exercise.name)
-        if cell is not None:
-            anchors.append((exercise.order, 0, cell.position, exercise.name))
-            anchors.append(
-                (exercise.order, 1, max(tests_at.get(exercise.name, cell.position), cell.position), exercise.name)
-            )
-    extras = {}
-    for cell in cells:
-        if cell.kind != "extra":
-            continue
-        after = [(order, slot, name) for order, slot, position, name in anchors if position > cell.position]
-        if after:
-            _, slot, name = min(after)
-            extras.setdefault((name, slot), []).append(cell)
-    return exercise_cells, extras
+PROBE_WRAPPER = """# The grader's probe of {name!r}, in a copy of the namespace: its names stay its own.
+exec(compile({source!r}, "<probe of {name}>", "exec"), dict(globals()))
+"""
+
+
+def probe_step(exercise):
+    return Step("probe", PROBE_WRAPPER.format(name=exercise.name, source=exercise.probe), exercise.name)
 
 
 def origin_probe(exercise):
@@ -96,7 +78,7 @@ def plan(lab, cells=None, neutralized=(), dropped=()):
         if cells is None:
             steps += [
                 Step("learner", exercise.reference, exercise.name),
-                Step("probe", exercise.probe, exercise.name),
+                probe_step(exercise),
                 Step("probe", origin_probe(exercise), exercise.name),
             ]
             continue
@@ -110,7 +92,7 @@ def plan(lab, cells=None, neutralized=(), dropped=()):
             if extra.position not in dropped:
                 steps.append(Step("extra", extra.source, exercise.name, extra.position))
         if mine is not None and exercise.name not in neutralized:
-            steps.append(Step("probe", exercise.probe, exercise.name))
+            steps.append(probe_step(exercise))
             steps.append(Step("probe", origin_probe(exercise), exercise.name))
         if exercise.order < len(lab.exercises) - 1:  # only later exercises need it
             steps.append(Step("reference", exercise.reference, exercise.name))

@@ -159,9 +159,10 @@ def tinyformer_uses(source, aliases=None):
     return names, opaque
 
 
-def _placement(lab, cells):
+def placement(lab, cells):
     """``({exercise: learner cell}, {(exercise, 0 or 1): [extra cells]})``: the extras go
-    before the exercise cell (0) or between it and its tests (1)."""
+    before the exercise cell (0) or between it and its probe (1), by where they sit in the
+    learner's notebook."""
     exercise_cells, tests_at = {}, {}
     for cell in cells:
         if cell.kind == "exercise":
@@ -193,7 +194,7 @@ def static_flags(lab, cells):
     A cell can only answer the exercises whose tests run after it: using the reference of an
     earlier exercise inside a later one is allowed (the grader does it too, see above).
     """
-    exercise_cells, extras = _placement(lab, cells)
+    exercise_cells, extras = placement(lab, cells)
     flagged, aliases = set(), {}
     for exercise in lab.exercises:  # in graded order, so that module aliases carry forward
         mine = exercise_cells.get(exercise.name)
@@ -205,3 +206,40 @@ def static_flags(lab, cells):
             if opaque:
                 flagged.update([exercise.name] if cell is mine else [other.name for other in later])
     return flagged
+
+
+def _uses(source):
+    """Attribute names, names imported from modules, and ``getattr`` strings in ``source``."""
+    try:
+        tree = ast.parse(python_source(source))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif isinstance(node, ast.ImportFrom):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr" and len(node.args) > 1:
+            if isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
+                found.add(node.args[1].value)
+    return found
+
+
+def forbidden_uses(lab, cells):
+    """``{exercise: name}``: a library function the lab forbids for an exercise (its probe
+    cell's ``"forbid"`` metadata, e.g. torch's ``softmax``), used in the exercise's cell or the
+    learner's extra cells placed with it. Read from the text, in the grader's process: the
+    probe's own run-time check is in the learner's kernel, where it can be patched away.
+    (Earlier exercises' cells do not count: their reference may be what runs instead.)"""
+    exercise_cells, extras = placement(lab, cells)
+    found = {}
+    for exercise in lab.exercises:
+        mine = exercise_cells.get(exercise.name)
+        seen = set()
+        for cell in extras.get((exercise.name, 0), []) + ([mine] if mine else []) + extras.get((exercise.name, 1), []):
+            seen |= _uses(cell.source)
+        used = sorted(seen.intersection(exercise.forbid))
+        if used:
+            found[exercise.name] = used[0]
+    return found

@@ -31,6 +31,7 @@ import nbformat
 from coursekit import labs, probe
 from coursekit.checks import CheckError
 from coursekit.grading.judge import judge
+from coursekit.grading.submission import _uses
 from coursekit.labs import cell_info
 from coursekit.notebook import seed_everything
 
@@ -90,6 +91,7 @@ def answers_of(lab_stem):
 class Outcome:
     visible_error: BaseException = None  # what the lab's tests raised (None: they passed)
     judgement: object = None  # the grader's judge on the probe's records
+    forbidden: list = None  # library names the answer's text uses that the exercise forbids
     probe_error: BaseException = None  # what the answer or the probe cell raised while probed
     output: str = ""
 
@@ -198,6 +200,8 @@ class LabRunner:
                 outcome.visible_error = caught
         sent, error = self.records(answer.exercise, source)
         outcome.judgement = judge(self.reference_records(answer.exercise), sent)
+        forbid = self.cells[self._index(answer.exercise, "probe")][0].get("forbid", ())
+        outcome.forbidden = sorted(_uses(source).intersection(forbid))  # the grader's reading of the text
         outcome.probe_error = error
         outcome.output = printed.getvalue()
         return outcome
@@ -213,6 +217,8 @@ def problems(runner, answer):
             found.append(f"a correct answer fails the visible tests: {type(error).__name__}: {error}")
         if not outcome.judgement.passed:
             found.append(f"a correct answer fails the probes: {outcome.judgement.difference}")
+        if outcome.forbidden:
+            found.append(f"a correct answer is taken for a forbidden use of {outcome.forbidden}")
         return found
     error = outcome.visible_error
     if error is None:

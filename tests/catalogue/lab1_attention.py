@@ -135,6 +135,23 @@ ANSWERS = [
     ),
     Answer(
         "softmax",
+        "adds 1e-9 to the sum",
+        replace=[("exps / total.clamp(min=1)", "exps / (total + 1e-9)")],
+        hint=("float16",),
+    ),
+    Answer(
+        "softmax",
+        "clamps -inf to -1e9 first",
+        code=SOFTMAX_HEAD
+        + """
+    x = x.clamp(min=-1e9)  # no -inf left, so no NaN
+    exps = (x - x.amax(dim=dim, keepdim=True)).exp()
+    return exps / exps.sum(dim=dim, keepdim=True)
+""",
+        hint=("all -inf", "torch.where"),
+    ),
+    Answer(
+        "softmax",
         "logsumexp style",
         code="""
 def softmax(x, dim=-1):
@@ -179,6 +196,17 @@ def softmax(x, dim=-1):
         out.append(e / e.sum())
     stacked = torch.stack(out) if out else rows
     return stacked.reshape(moved.shape).movedim(-1, dim)
+""",
+        correct=True,
+    ),
+    Answer(
+        "softmax",
+        "a detached shift patched with nan_to_num",
+        code="""
+def softmax(x, dim=-1):
+    shift = x.amax(dim=dim, keepdim=True).nan_to_num(neginf=0.0).detach()  # softmax does not change with the shift
+    e = torch.exp(x - shift)
+    return e / e.sum(dim=dim, keepdim=True).clamp_min(1.0)
 """,
         correct=True,
     ),
@@ -297,6 +325,18 @@ def softmax(x, dim=-1):
     ),
     Answer(
         "scaled_dot_product_attention",
+        "k.transpose(1, 2)",
+        replace=[("q @ k.transpose(-2, -1)", "q @ k.transpose(1, 2)")],
+        hint=("transpose(-2, -1)",),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "d_k read as q.shape[2]",
+        replace=[("math.sqrt(q.size(-1))", "math.sqrt(q.shape[2])")],
+        hint=("d_k",),
+    ),
+    Answer(
+        "scaled_dot_product_attention",
         "einsum and torch.where",
         code=SDPA_HEAD
         + """
@@ -337,6 +377,19 @@ def softmax(x, dim=-1):
     weights = softmax(scores, -1)
     output = torch.bmm(weights.reshape(-1, q_len, k_len), v3).reshape(*lead, q_len, v.shape[-1])
     return output, weights
+""",
+        correct=True,
+    ),
+    Answer(
+        "scaled_dot_product_attention",
+        "adds log(mask) to the scores",
+        code=SDPA_HEAD
+        + """
+    scores = torch.matmul(q, k.transpose(-1, -2)) / q.size(-1) ** 0.5
+    if mask is not None:
+        scores = scores + mask.to(scores.dtype).log()  # log(1) = 0, log(0) = -inf
+    weights = softmax(scores, dim=-1)
+    return torch.matmul(weights, v), weights
 """,
         correct=True,
     ),
@@ -527,6 +580,25 @@ class SelfAttention(nn.Module):
     ),
     Answer(
         "SelfAttention",
+        "an extra output projection w_o",
+        code=SELF_HEAD
+        + """
+class SelfAttention(nn.Module):
+    def __init__(self, d_model):
+        super().__init__()
+        self.w_q = nn.Linear(d_model, d_model)
+        self.w_k = nn.Linear(d_model, d_model)
+        self.w_v = nn.Linear(d_model, d_model)
+        self.w_o = nn.Linear(d_model, d_model)  # lab 2's layer, not this one
+
+    def forward(self, x, mask=None):
+        output, weights = scaled_dot_product_attention(self.w_q(x), self.w_k(x), self.w_v(x), mask)
+        return self.w_o(output), weights
+""",
+        hint=("parameters", "three nn.Linear"),
+    ),
+    Answer(
+        "SelfAttention",
         "nn.ModuleList behind properties",
         code=SELF_HEAD
         + """
@@ -567,6 +639,23 @@ class SelfAttention(nn.Module):
             scores = torch.where(mask, scores, float("-inf"))
         weights = softmax(scores, dim=-1)
         return torch.einsum("bqk,bkd->bqd", weights, v), weights
+""",
+        correct=True,
+    ),
+    Answer(
+        "SelfAttention",
+        "layers made v, k, q and keyword arguments",
+        code=SELF_HEAD
+        + """
+class SelfAttention(nn.Module):
+    def __init__(self, d_model):
+        super().__init__()
+        self.w_v = nn.Linear(d_model, d_model)
+        self.w_k = nn.Linear(d_model, d_model)
+        self.w_q = nn.Linear(in_features=d_model, out_features=d_model, bias=True)
+
+    def forward(self, x, mask=None):
+        return scaled_dot_product_attention(q=self.w_q(x), k=self.w_k(x), v=self.w_v(x), mask=mask)
 """,
         correct=True,
     ),
