@@ -304,6 +304,24 @@ def padding_mask(tokens, pad_id):
     ),
     Answer(
         "FeedForward",
+        "classic dropout, scaled in eval",
+        replace=[
+            (FFN_INIT, "        self.p = dropout\n" + FFN_INIT),
+            (
+                FFN_FORWARD,
+                """\
+        hidden = F.relu(self.linear1(x))
+        if self.training:
+            hidden = hidden * (torch.rand_like(hidden) >= self.p)
+        else:
+            hidden = hidden * (1 - self.p)  # the expected value, as in the 2014 paper
+        return self.linear2(hidden)""",
+            ),
+        ],
+        hint=("dropout does nothing in eval()",),
+    ),
+    Answer(
+        "FeedForward",
         "returns the hidden units too",
         replace=(
             FFN_FORWARD,
@@ -596,6 +614,17 @@ class EncoderLayer(nn.Module):
     ),
     Answer(
         "DecoderLayer",
+        "own causal mask added to tgt_mask",
+        replace=(
+            DEC_SELF,
+            """\
+        causal = torch.ones(x.size(1), x.size(1), dtype=torch.bool).tril()
+        attended, _ = self.self_attn(x, x, x, causal if tgt_mask is None else tgt_mask & causal)""",
+        ),
+        hint=("causal mask in place of tgt_mask",),
+    ),
+    Answer(
+        "DecoderLayer",
         "masks swapped",
         replace=[
             (DEC_SELF, "        attended, _ = self.self_attn(x, x, x, memory_mask)"),
@@ -803,6 +832,31 @@ class DecoderLayer(nn.Module):
     ),
     Answer(
         "greedy_decode",
+        "re-decodes from bos at every step",
+        code="""
+@torch.no_grad()
+def greedy_decode(model, src, max_len, bos_id, eos_id, pad_id=0):
+    def prefix(length):  # the first length tokens, decoded from bos_id
+        out = torch.full((src.size(0), 1), bos_id, dtype=torch.long)
+        finished = torch.zeros(src.size(0), dtype=torch.bool)
+        while out.size(1) < length:
+            token = model(src, out)[:, -1].argmax(dim=-1)
+            token = torch.where(finished, torch.full_like(token, pad_id), token)
+            finished |= token == eos_id
+            out = torch.cat([out, token[:, None]], dim=1)
+        return out, finished
+
+    length = 1
+    out, finished = prefix(length)
+    while length < max_len and not finished.all():
+        length += 1
+        out, finished = prefix(length)
+    return out
+""",
+        hint=("one call per new token",),
+    ),
+    Answer(
+        "greedy_decode",
         "python lists",
         code="""
 @torch.no_grad()
@@ -851,6 +905,25 @@ def greedy_decode(model, src, max_len, bos_id, eos_id, pad_id=0):
         out = torch.cat([out, column[:, None]], dim=1)
         alive &= column != eos_id
     return out
+""",
+        correct=True,
+    ),
+    Answer(
+        "greedy_decode",
+        "a for loop with break",
+        code="""
+@torch.no_grad()
+def greedy_decode(model, src, max_len, bos_id, eos_id, pad_id=0):
+    tokens = src.new_full((src.size(0), 1), bos_id)
+    done = src.new_zeros(src.size(0), dtype=torch.bool)
+    for _ in range(max_len - 1):
+        if done.all():
+            break
+        scores = model(src, tokens)
+        nxt = scores[:, -1, :].max(dim=-1).indices.masked_fill(done, pad_id)
+        done = done | nxt.eq(eos_id)
+        tokens = torch.cat((tokens, nxt.unsqueeze(1)), 1)
+    return tokens
 """,
         correct=True,
     ),
