@@ -469,13 +469,17 @@ class TestRealLabs:
             folder.mkdir()
             (folder / "solution.ipynb").write_bytes((labs.solutions_dir() / f"{name}.ipynb").read_bytes())
             (folder / "blank.ipynb").write_bytes((labs.labs_dir() / f"{name}.ipynb").read_bytes())
-            lab = grade.load_lab(name)
-            for result in grade.grade_all(lab, [folder / "solution.ipynb", folder / "blank.ipynb"], settings):
-                grades[name, result.learner] = result
+            try:
+                lab = grade.load_lab(name)
+                for result in grade.grade_all(lab, [folder / "solution.ipynb", folder / "blank.ipynb"], settings):
+                    grades[name, result.learner] = result
+            except grade.GradeError as error:  # the lab's own problem: its test says so
+                grades[name] = error
         return grades
 
     @pytest.mark.parametrize("name", sorted(set(LABS_WITH_EXERCISES) - LABS_GRADED_BY_CI))
     def test_solution_scores_full_marks_and_blank_lab_zero(self, real_grades, name):
+        assert name not in real_grades, f"{name} cannot be graded: {real_grades.get(name)}"
         blank_lab, solved = real_grades[name, "blank"], real_grades[name, "solution"]
         lab = grade.load_lab(name)
         assert solved.max_points > 0

@@ -182,7 +182,8 @@ TRICKS = {
         where="exercises",
     ),
 }
-# The tricks on the kernel (not on the file system), tried without a sandbox too.
+# The tricks on the kernel (not on the file system), tried without a sandbox too: all in one
+# submission (one kernel, not five, for the suite's time; and together they are no stronger).
 KERNEL_TRICKS = [
     "custom_exception_handler",
     "no_traceback",
@@ -190,6 +191,23 @@ KERNEL_TRICKS = [
     "monkeypatched_checks_and_torch",
     "fake_objects",
 ]
+
+
+def all_kernel_tricks():
+    nb = blank_with_honest_merge()
+    at = nb.cells.index(_cell(nb, "split_heads"))
+    for name in KERNEL_TRICKS:
+        for cell in TRICKS[name].cells:
+            if cell.cell_type == "code" and not cell_info(cell) and cell.source not in {c.source for c in nb.cells}:
+                nb.cells.insert(at, new_code_cell(cell.source))
+                at += 1
+        for exercise in ("split_heads", "multi_head_attention"):
+            source = _cell(TRICKS[name], exercise).source
+            if "NotImplementedError" not in source:
+                _cell(nb, exercise).source = source
+    return nb
+
+
 ATTACKED = ("split_heads", "multi_head_attention")
 
 
@@ -212,7 +230,8 @@ def _grade(tmp_path, mode, names):
     (folder / "z_blank.ipynb").write_bytes((labs.labs_dir() / f"{LAB}.ipynb").read_bytes())
     (folder / "z_solution.ipynb").write_bytes((labs.solutions_dir() / f"{LAB}.ipynb").read_bytes())
     for name in names:
-        (folder / f"{name}.ipynb").write_text(labs.to_text(TRICKS[name]))
+        made = all_kernel_tricks() if name == "all_kernel_tricks" else TRICKS[name]
+        (folder / f"{name}.ipynb").write_text(labs.to_text(made))
     settings = grade.Settings(cell_timeout=30, total_timeout=240, sandbox=mode)
     lab = grade.load_lab(LAB)
     tempdir, tempfile.tempdir = tempfile.tempdir, str(runs)
@@ -232,7 +251,7 @@ def sandboxed(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def unsandboxed(tmp_path_factory):
-    return _grade(tmp_path_factory.mktemp("tricks"), "none", KERNEL_TRICKS)[0]
+    return _grade(tmp_path_factory.mktemp("tricks"), "none", ["all_kernel_tricks"])[0]
 
 
 def _points(result):
@@ -249,13 +268,12 @@ def test_a_trick_earns_nothing_in_the_sandbox(sandboxed, trick):
     assert points[HONEST] == 2, f"{trick}: the honest merge_heads lost its points: {points} {result.reasons}"
 
 
-@pytest.mark.parametrize("trick", KERNEL_TRICKS)
-def test_a_kernel_trick_earns_nothing_without_a_sandbox(unsandboxed, trick):
-    result = unsandboxed[trick]
+def test_the_kernel_tricks_earn_nothing_without_a_sandbox(unsandboxed):
+    result = unsandboxed["all_kernel_tricks"]
     points = _points(result)
     assert result.sandbox == "none"
-    assert [points[name] for name in ATTACKED] == [0, 0], f"{trick}: {points} {result.reasons}"
-    assert points[HONEST] == 2, f"{trick}: {points} {result.reasons}"
+    assert [points[name] for name in ATTACKED] == [0, 0], f"{points} {result.reasons}"
+    assert points[HONEST] == 2, f"{points} {result.reasons}"
 
 
 def test_the_reference_scores_full_marks_and_the_blank_lab_nothing(sandboxed, unsandboxed):

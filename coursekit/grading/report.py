@@ -183,7 +183,8 @@ def _explain(result, settings):
             "",
             _block(text),
             "",
-            "Run the tests cell under this exercise in your notebook: its message names the mistake.",
+            "Run the tests cell under this exercise in your notebook: its message may name the mistake "
+            "(the grader tries more cases than the tests cell shows).",
             "",
         ]
     if verdict is Verdict.PASSED:
