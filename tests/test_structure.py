@@ -21,6 +21,11 @@ TINYFORMER_ORDER = [
     "model",
     "data",
     "train",
+    # chapter 6: multi-head attention in large language models
+    "toylang",
+    "mlm",
+    "gqa",
+    "online_softmax",
 ]
 # What chapters and labs import (and probe cells, in the grader's kernels); the rest of coursekit
 # (labs, grading, authoring, course, nbgrader_export) is the repository's tooling.

@@ -42,9 +42,11 @@ class _Layer(nn.Module):
             return x + self.dropout(branch(norm(x), *args))  # pre-norm: normalise the branch input
         return norm(x + self.dropout(branch(x, *args)))  # post-norm: normalise the sum
 
-    def _attend(self, attn, query, key, mask, kv_cache=None):
+    def _attend(self, attn, query, key, mask, kv_cache=None, head_mask=None):
         """``(output, weights)``; the weights (B, h, Tq, Tk) only when ``keep_weights``, else None."""
-        out, weights = attn(query, key, key, mask, need_weights=self.keep_weights, kv_cache=kv_cache)
+        # head_mask is passed only when given, so that an attention module without it still fits.
+        extra = {} if head_mask is None else {"head_mask": head_mask}
+        out, weights = attn(query, key, key, mask, need_weights=self.keep_weights, kv_cache=kv_cache, **extra)
         return out, None if weights is None else weights.detach()
 
 
@@ -61,12 +63,13 @@ class EncoderLayer(_Layer):
         self.norm_first = norm_first
         self.self_attn_weights = None  # (B, h, T, T) of the last forward, when keep_weights
 
-    def _self_attention(self, h, mask):
-        out, self.self_attn_weights = self._attend(self.self_attn, h, h, mask)
+    def _self_attention(self, h, mask, head_mask):
+        out, self.self_attn_weights = self._attend(self.self_attn, h, h, mask, head_mask=head_mask)
         return out
 
-    def forward(self, x, mask=None):
-        x = self._add_norm(x, self.norm1, self._self_attention, mask)
+    def forward(self, x, mask=None, head_mask=None):
+        """``head_mask``: optional ``(h,)`` or ``(B, h)`` gates on the self-attention heads."""
+        x = self._add_norm(x, self.norm1, self._self_attention, mask, head_mask)
         return self._add_norm(x, self.norm2, self.feed_forward)
 
 
@@ -86,17 +89,19 @@ class DecoderLayer(_Layer):
         self.self_attn_weights = None  # (B, h, T, T) of the last forward, when keep_weights
         self.cross_attn_weights = None  # (B, h, T, S)
 
-    def _self_attention(self, h, tgt_mask, kv_cache):
-        out, self.self_attn_weights = self._attend(self.self_attn, h, h, tgt_mask, kv_cache)
+    def _self_attention(self, h, tgt_mask, kv_cache, head_mask):
+        out, self.self_attn_weights = self._attend(self.self_attn, h, h, tgt_mask, kv_cache, head_mask)
         return out
 
-    def _cross_attention(self, h, memory, memory_mask, kv_cache):
-        out, self.cross_attn_weights = self._attend(self.cross_attn, h, memory, memory_mask, kv_cache)
+    def _cross_attention(self, h, memory, memory_mask, kv_cache, head_mask):
+        out, self.cross_attn_weights = self._attend(self.cross_attn, h, memory, memory_mask, kv_cache, head_mask)
         return out
 
-    def forward(self, x, memory, tgt_mask=None, memory_mask=None, cache=None):
-        """``cache``: optional ``(self_kv, cross_kv)`` pair of :class:`~tinyformer.multihead.KVCache`."""
+    def forward(self, x, memory, tgt_mask=None, memory_mask=None, cache=None, head_mask=None, cross_head_mask=None):
+        """``cache``: optional ``(self_kv, cross_kv)`` pair of :class:`~tinyformer.multihead.KVCache`;
+        ``head_mask`` and ``cross_head_mask``: optional ``(h,)`` or ``(B, h)`` gates on the heads
+        of the self-attention and of the cross-attention."""
         self_kv, cross_kv = cache if cache is not None else (None, None)
-        x = self._add_norm(x, self.norm1, self._self_attention, tgt_mask, self_kv)
-        x = self._add_norm(x, self.norm2, self._cross_attention, memory, memory_mask, cross_kv)
+        x = self._add_norm(x, self.norm1, self._self_attention, tgt_mask, self_kv, head_mask)
+        x = self._add_norm(x, self.norm2, self._cross_attention, memory, memory_mask, cross_kv, cross_head_mask)
         return self._add_norm(x, self.norm3, self.feed_forward)

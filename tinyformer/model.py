@@ -77,27 +77,50 @@ class Transformer(nn.Module):
         # Scale by sqrt(d) so that the token signal is not drowned by the +-1 sinusoids.
         return self.pos_encoding(embedding(tokens) * math.sqrt(self.d_model), offset=offset)
 
-    def encode(self, src, src_mask=None):
-        """``src (B, S)`` -> ``memory (B, S, d_model)``. Pad positions are never attended to."""
+    def _per_layer(self, head_mask, layers):
+        """A ``(num_layers, h)`` or ``(num_layers, B, h)`` head mask -> one entry a layer (None: no gates)."""
+        if head_mask is None:
+            return [None] * len(layers)
+        if len(head_mask) != len(layers):
+            raise ValueError(f"a head mask needs one row per layer: {len(layers)} layers, got {len(head_mask)} rows")
+        return list(head_mask)  # each (h,) or (B, h)
+
+    def encode(self, src, src_mask=None, head_mask=None):
+        """``src (B, S)`` -> ``memory (B, S, d_model)``. Pad positions are never attended to.
+        ``head_mask``: optional ``(num_layers, h)`` or ``(num_layers, B, h)`` gates on the heads."""
         if src_mask is None:
             src_mask = padding_mask(src, self.pad_id)  # (B, 1, 1, S)
         x = self.embed(src, self.src_embed)  # (B, S, D)
-        for layer in self.encoder_layers:
-            x = layer(x, src_mask)
+        for layer, gates in zip(self.encoder_layers, self._per_layer(head_mask, self.encoder_layers)):
+            x = layer(x, src_mask, head_mask=gates)
         return x
 
-    def decode(self, tgt_in, memory, memory_mask=None):
-        """Teacher-forced decoder: ``tgt_in (B, T)`` and ``memory (B, S, D)`` -> ``logits (B, T, tgt_vocab)``."""
+    def decode(self, tgt_in, memory, memory_mask=None, head_mask=None, cross_head_mask=None):
+        """Teacher-forced decoder: ``tgt_in (B, T)`` and ``memory (B, S, D)`` -> ``logits (B, T, tgt_vocab)``.
+        ``head_mask``, ``cross_head_mask``: optional gates on the self- and cross-attention heads,
+        as in :meth:`encode`."""
         tgt_mask = decoder_mask(tgt_in, self.pad_id)  # (B, 1, T, T): causal and not pad
         x = self.embed(tgt_in, self.tgt_embed)  # (B, T, D)
-        for layer in self.decoder_layers:
-            x = layer(x, memory, tgt_mask, memory_mask)
+        self_gates = self._per_layer(head_mask, self.decoder_layers)
+        cross_gates = self._per_layer(cross_head_mask, self.decoder_layers)
+        for layer, gates, cross in zip(self.decoder_layers, self_gates, cross_gates):
+            x = layer(x, memory, tgt_mask, memory_mask, head_mask=gates, cross_head_mask=cross)
         return self.out(x)  # (B, T, tgt_vocab)
 
-    def forward(self, src, tgt_in):
-        """``src (B, S)``, ``tgt_in (B, T)`` -> ``logits (B, T, tgt_vocab)``."""
+    def forward(self, src, tgt_in, head_masks=None):
+        """``src (B, S)``, ``tgt_in (B, T)`` -> ``logits (B, T, tgt_vocab)``.
+
+        ``head_masks``: optional dict of gates on the heads, with any of the keys of
+        :meth:`attention_maps` (``"encoder"``, ``"decoder"``, ``"cross"``), each
+        ``(num_layers, h)`` or ``(num_layers, B, h)``; a missing key gates nothing.
+        """
+        masks = head_masks or {}
+        unknown = set(masks) - {"encoder", "decoder", "cross"}
+        if unknown:
+            raise ValueError(f"unknown head_masks keys {sorted(unknown)}; use 'encoder', 'decoder' and 'cross'")
         src_mask = padding_mask(src, self.pad_id)  # (B, 1, 1, S): used by the encoder and by cross-attention
-        return self.decode(tgt_in, self.encode(src, src_mask), src_mask)
+        memory = self.encode(src, src_mask, masks.get("encoder"))
+        return self.decode(tgt_in, memory, src_mask, masks.get("decoder"), masks.get("cross"))
 
     # -- generation ---------------------------------------------------------------------
 

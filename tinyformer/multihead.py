@@ -93,6 +93,27 @@ def loop_over_heads(mha, query, key, value, mask=None):
     return mha.w_o(concat), torch.stack(weights, dim=1)  # (B, Tq, D), (B, h, Tq, Tk)
 
 
+def gate_heads(out, head_mask):
+    """``out (B, h, T, d_head)`` with head i multiplied by its gate ``head_mask[..., i]``.
+
+    ``head_mask`` is ``(h,)`` (the same gates for the whole batch) or ``(B, h)``: 1 keeps a
+    head, 0 silences it, anything between scales it. The product is differentiable: the
+    gradient of a loss with respect to gates of ones is, to first order, how much the loss
+    would change if each head were removed; its absolute value, averaged over the data, is
+    Michel, Levy and Neubig's (2019) head-importance score.
+    """
+    num_heads = out.size(1)
+    if head_mask.dim() not in (1, 2) or head_mask.size(-1) != num_heads:
+        raise ValueError(
+            f"head_mask must have shape (num_heads,) or (batch, num_heads) with num_heads={num_heads}, "
+            f"got {tuple(head_mask.shape)}"
+        )
+    gates = head_mask.to(out.dtype)  # float32 gates on float16 heads would promote the output
+    if gates.dim() == 1:
+        gates = gates[None]  # (1, h): one set of gates for every sequence
+    return out * gates[:, :, None, None]  # (B, h, T, d_head): each head's output scaled by its gate
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with separate ``w_q, w_k, w_v, w_o`` projections.
 
@@ -100,6 +121,10 @@ class MultiHeadAttention(nn.Module):
     ``(B, Tq, d_model)`` and per-head weights ``(B, h, Tq, Tk)``. With
     ``need_weights=False`` it takes the fused path (``F.scaled_dot_product_attention``) and
     returns ``(output, None)``; both paths compute the same output.
+
+    ``head_mask`` (``(h,)`` or ``(B, h)``, see :func:`gate_heads`) multiplies each head's
+    attention output before the heads are merged and projected by ``w_o``; the weights
+    returned are the heads' attention distributions, ungated.
     """
 
     def __init__(self, d_model, num_heads, bias=True, dropout=0.0):
@@ -126,9 +151,10 @@ class MultiHeadAttention(nn.Module):
             k, v = kv_cache.update(k, v)  # (B, h, T_cached + Tk, d_head)
         return q, k, v
 
-    def forward(self, query, key, value, mask=None, need_weights=True, kv_cache=None):
+    def forward(self, query, key, value, mask=None, need_weights=True, kv_cache=None, head_mask=None):
         """``query (B, Tq, D)``, ``key`` and ``value (B, Tk, D)``; ``mask`` broadcastable to
-        ``(B, h, Tq, Tk)`` or ``(B, Tq, Tk)``, True = may attend."""
+        ``(B, h, Tq, Tk)`` or ``(B, Tq, Tk)``, True = may attend; ``head_mask`` ``(h,)`` or
+        ``(B, h)`` gates on the heads' outputs (None: every head counts fully)."""
         q, k, v = self._project(query, key, value, kv_cache)  # (B, h, T, d_head)
         if mask is not None and mask.dim() == 3:
             mask = mask.unsqueeze(1)  # (B, 1, Tq, Tk): the same mask for every head
@@ -141,4 +167,6 @@ class MultiHeadAttention(nn.Module):
             # (fully masked rows give zeros in PyTorch >= 2.5, as ours do).
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
             weights = None
+        if head_mask is not None:
+            out = gate_heads(out, head_mask)  # (B, h, Tq, d_head)
         return self.w_o(merge_heads(out)), weights  # (B, Tq, d_model), (B, h, Tq, Tk)
