@@ -299,7 +299,7 @@ def export(out_dir, lab_names=(), solutions_dir=None, cell_timeout=CELL_TIMEOUT)
     from an earlier export (release/, gradebook.db, ...) are left alone. Returns
     ``[(lab stem, path written, {exercise: points})]``.
     """
-    from .grade import GradeError, find_lab
+    from .grading.lab import GradeError, find_lab
 
     solutions_dir = solutions_dir or labs.solutions_dir()
     if lab_names:
