@@ -181,6 +181,64 @@ TRICKS = {
         """,
         where="exercises",
     ),
+    # Found by a stand-in dishonest learner against the first sandbox:
+    # 9. The reference module's own helpers (a loop over heads), left beside the removed names.
+    "reference_helpers_left_in_the_module": with_trick(
+        """
+        import torch
+        from torch import nn
+        import tinyformer.multihead as mh
+        class MultiHeadAttention(nn.Module):
+            def __init__(self, d_model, num_heads, bias=True):
+                super().__init__()
+                self.num_heads, self.d_head = num_heads, d_model // num_heads
+                self.w_q, self.w_k, self.w_v, self.w_o = (nn.Linear(d_model, d_model, bias=bias) for _ in range(4))
+            def forward(self, query, key, value, mask=None):
+                if mask is not None and mask.dim() == 4:
+                    mask = mask[:, 0]
+                return mh.loop_over_heads(self, query, key, value, mask)
+        split_heads = lambda x, h: mh.loop_over_heads  # noqa
+        """,
+        where="exercises",
+    ),
+    # 10. A later module built on the lab's (grouped-query attention with h_kv = h is MHA).
+    "a_module_built_on_the_labs": with_trick(
+        """
+        from tinyformer.gqa import GroupedQueryAttention
+        class MultiHeadAttention(GroupedQueryAttention):
+            def __init__(self, d_model, num_heads, bias=True):
+                super().__init__(d_model, num_heads, num_heads, bias=bias)
+        split_heads = None
+        """,
+        where="exercises",
+    ),
+    # 11. Root in the sandbox remounts the course copy writable and poisons the recorder for the
+    # learners graded after it (in the same batch, the honest z_solution comes later).
+    "remount_and_poison_the_course_copy": with_trick(
+        """
+        import os, subprocess
+        for folder in [os.path.join("/tmp", d) for d in os.listdir("/tmp")]:
+            subprocess.run(["mount", "-o", "remount,bind,rw", folder], check=False)
+            for root, dirs, files in os.walk(folder):
+                if "probe.py" in files:
+                    with open(os.path.join(root, "probe.py"), "a") as file:
+                        file.write("\\nMIME = 'poisoned'\\n")
+        for path in ("/usr", "/work", "/root", "/home"):
+            subprocess.run(["mount", "-o", "remount,bind,rw", path], check=False)
+        """
+    ),
+    # 12. Records sent until the grader runs out of memory (100 MB each).
+    "flood_the_grader_with_records": with_trick(
+        """
+        from IPython.display import display
+        _junk = "x" * (100 * 2**20)
+        def split_heads(x, num_heads):
+            for i in range(12):
+                display({"application/vnd.coursekit.probe+json": {"label": f"junk {i}", "data": _junk}}, raw=True)
+            raise NotImplementedError()
+        """,
+        where="exercises",
+    ),
 }
 # The tricks on the kernel (not on the file system), tried without a sandbox too: all in one
 # submission (one kernel, not five, for the suite's time; and together they are no stronger).
@@ -312,9 +370,12 @@ def test_the_sandbox_sees_neither_the_checkout_nor_other_runs(tmp_path):
         import socket
         probe.call("network", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2).close())
         probe.value("pid", os.getpid() < 10)
-        import tinyformer.multihead as m
-        probe.value("names", sorted(n for n in ("split_heads", "merge_heads", "MultiHeadAttention", "KVCache") if hasattr(m, n)))
-        probe.value("attention", hasattr(__import__("tinyformer.attention").attention, "scaled_dot_product_attention"))
+        import importlib
+        for module in ("multihead", "gqa", "layers", "attention", "masks"):
+            probe.call(module, lambda: sorted(vars(importlib.import_module("tinyformer." + module)))[:1])
+        probe.call("remount", lambda: os.system("mount -o remount,bind,rw /usr 2>/dev/null"))
+        probe.call("write", lambda: open("/usr/lib/coursekit-test", "w"))
+        probe.value("capabilities", [line for line in open("/proc/self/status") if line.startswith("CapEff")])
         """
     )
     with server, Kernel(SandboxMode.BWRAP, copy) as kernel:
@@ -322,12 +383,14 @@ def test_the_sandbox_sees_neither_the_checkout_nor_other_runs(tmp_path):
     assert result.end.value == "ok", result.error
     seen = {record["label"]: record["data"] for record in result.records}
     assert seen["secret"] is False and seen["checkout"] is False
-    # /tmp is the sandbox's own: the run's folder (its sockets) and the course copy, nothing else.
-    runs = [name for name in seen["tmp"] if name.startswith("coursekit-run-")]
-    others = set(seen["tmp"]) - set(runs)
-    assert len(runs) == 1 and others <= {copy.relative_to("/tmp").parts[0]}, seen["tmp"]
+    # /tmp is the sandbox's own: the course copy, nothing else (the kernel's sockets are in /run).
+    assert set(seen["tmp"]) <= {copy.relative_to("/tmp").parts[0]}, seen["tmp"]
     assert seen["pid"] is True
     assert seen["network"] == {"raised": "ConnectionRefusedError"}  # its own loopback: nobody there
-    assert seen["names"] == ["KVCache"]  # the lab's names are gone, the rest of the module stays
-    assert seen["attention"] is True  # lab 1's component stays importable
+    # The lab's module, and the modules built on it, are gone whole; lab 1's and others stay.
+    assert seen["multihead"] == seen["gqa"] == seen["layers"] == {"raised": "ImportError"}
+    assert seen["attention"] != {"raised": "ImportError"} and seen["masks"] != {"raised": "ImportError"}
+    # No capabilities: root in the sandbox cannot make the read-only binds writable.
+    assert seen["remount"] != 0 and seen["write"] == {"raised": "OSError"}
+    assert seen["capabilities"] == ["CapEff:\t0000000000000000\n"]
     assert os.path.exists(secret)

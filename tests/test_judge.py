@@ -9,7 +9,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from coursekit import labs, probe
 from coursekit.grading.judge import judge
-from coursekit.grading.sandbox import _without, course_copy
+from coursekit.grading.sandbox import course_copy, removed_modules
 
 
 def records(function):
@@ -137,13 +137,22 @@ def test_the_origin_record_names_tinyformer_and_nothing_else():
     assert judge(reference, other).passed  # another origin may be a correct answer's
 
 
-def test_the_sandbox_copy_of_tinyformer_lacks_the_labs_names(tmp_path):
-    source = "import torch\n\n\ndef keep():\n    return 1\n\n\ndef split_heads(x):\n    return x\n\n\nclass MultiHeadAttention:\n    pass\n\nALIAS = split_heads\n"
-    stripped = _without(source, {"split_heads", "MultiHeadAttention", "ALIAS"})
-    assert "def keep" in stripped and "split_heads" not in stripped and "MultiHeadAttention" not in stripped
+def test_the_sandbox_copy_of_tinyformer_lacks_the_labs_modules(tmp_path):
+    sources = {
+        "attention": "def scaled_dot_product_attention(q, k, v):\n    pass\n",
+        "multihead": "from .attention import scaled_dot_product_attention\n\n\ndef split_heads(x, h):\n    pass\n\n\n"
+        "def loop_over_heads(m, x):\n    pass\n",
+        "gqa": "from .multihead import split_heads\n",
+        "layers": "import tinyformer.gqa\n",
+        "masks": "def causal_mask(n):\n    pass\n",
+    }
+    # The module that defines a lab's name goes whole (its helpers would do the exercise too),
+    # and so does every module built on it; earlier labs' modules stay.
+    assert removed_modules(sources, ["split_heads", "merge_heads"]) == {"multihead", "gqa", "layers"}
+    assert removed_modules(sources, ["causal_mask"]) == {"masks"}
     copy = course_copy(["split_heads", "merge_heads", "MultiHeadAttention"], tmp_path)
-    text = (copy / "tinyformer" / "multihead.py").read_text()
-    assert "class KVCache" in text and "def split_heads" not in text and "class MultiHeadAttention" not in text
+    assert "raise ImportError" in (copy / "tinyformer" / "multihead.py").read_text()
+    assert "def scaled_dot_product_attention" in (copy / "tinyformer" / "attention.py").read_text()
     assert (copy / "coursekit" / "probe.py").exists() and not list(copy.rglob("*.ipynb"))
 
 

@@ -18,12 +18,16 @@ import time
 from dataclasses import dataclass, field
 from queue import Empty
 
+import zmq
+
 from ..probe import MIME
 from . import sandbox
 
 INTERRUPT_GRACE = 5  # seconds a cell has to stop after the interrupt
 OUTPUT_LIMIT = 10_000  # characters of an error message kept
-RECORD_LIMIT = 20_000  # probe records kept per cell
+RECORD_LIMIT = 5_000  # probe records kept per cell
+RECORD_BYTES = 64 * 2**20  # about that much of them (numbers and strings counted)
+MESSAGE_BYTES = 128 * 2**20  # the largest message the grader reads from a kernel
 
 
 class CellEnd(enum.Enum):
@@ -73,8 +77,11 @@ class Kernel:
         from jupyter_client.connect import write_connection_file
 
         self.workdir = sandbox.new_workdir()
+        unsandboxed = self.mode is sandbox.SandboxMode.NONE
         connection_file, _ = write_connection_file(
-            fname=str(self.workdir / "kernel.json"), transport="ipc", ip=str(self.workdir / "k")
+            fname=str(self.workdir / "kernel.json"),
+            transport="ipc",
+            ip=str(self.workdir / "k") if unsandboxed else f"{sandbox.SOCKETS}/k",  # the kernel's view
         )
         argv, env, cwd = sandbox.kernel_command(self.mode, connection_file, self.workdir, self.copy_dir, self.threads)
         self.log = open(self.workdir / "kernel.log", "wb")
@@ -87,10 +94,17 @@ class Kernel:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.client = BlockingKernelClient(connection_file=connection_file)
-        self.client.load_connection_file()
-        self.client.start_channels()
         deadline = time.monotonic() + timeout
+        # A context of its own, whose sockets refuse messages larger than MESSAGE_BYTES: a
+        # kernel that floods the grader with output loses its connection, not the grader.
+        self.context = zmq.Context()
+        self.context.setsockopt(zmq.MAXMSGSIZE, MESSAGE_BYTES)
+        self.client = BlockingKernelClient(connection_file=connection_file, context=self.context)
+        self.client.load_connection_file()
+        ip = sandbox.socket_path(self.mode, self._sandbox_pid(deadline))
+        if ip is not None:
+            self.client.ip = ip
+        self.client.start_channels()
         while True:
             if self.process.poll() is not None:
                 raise KernelStartError(f"the kernel exited at start ({self._log_tail()})")
@@ -101,6 +115,24 @@ class Kernel:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise KernelStartError(f"the kernel did not answer in {timeout:g} s ({self._log_tail()})") from None
+
+    def _sandbox_pid(self, deadline):
+        """The first process inside the sandbox (its mount namespace holds the sockets)."""
+        if self.mode is sandbox.SandboxMode.NONE:
+            return None
+        import psutil
+
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise KernelStartError(f"the sandbox exited at start ({self._log_tail()})")
+            try:
+                children = psutil.Process(self.process.pid).children()
+            except psutil.Error:
+                children = []
+            if children:
+                return children[0].pid
+            time.sleep(0.01)
+        raise KernelStartError("the sandbox did not start")
 
     def _log_tail(self):
         try:
@@ -117,6 +149,7 @@ class Kernel:
         msg_id = self.client.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
         cell_deadline = start + timeout
         records, reply, idle, interrupted, reply_time = [], None, False, None, 0.0
+        kept, overflow = 0, False
         checks = 0
         while reply is None or not idle:
             now = time.monotonic()
@@ -143,8 +176,13 @@ class Kernel:
                 if kind == "status" and content.get("execution_state") == "idle":
                     idle = True
                 elif kind in ("display_data", "execute_result") and MIME in content.get("data", {}):
-                    if len(records) < RECORD_LIMIT:
-                        records.append(content["data"][MIME])
+                    record = content["data"][MIME]
+                    size = _size(record, RECORD_BYTES - kept)
+                    if len(records) < RECORD_LIMIT and kept + size <= RECORD_BYTES:
+                        records.append(record)
+                        kept += size
+                    else:
+                        overflow = True
             if reply is None:
                 try:
                     answer = self.client.get_shell_msg(timeout=0.05 if message is None else 0)
@@ -153,6 +191,8 @@ class Kernel:
                 if answer is not None and answer.get("parent_header", {}).get("msg_id") == msg_id:
                     reply, reply_time = answer.get("content", {}), time.monotonic()
         seconds = time.monotonic() - start
+        if overflow:  # more than a probe sends: what was kept is incomplete, so keep nothing
+            records = [{"label": "(too many probe records: the cell sent more than the grader keeps)"}]
         if reply.get("status") == "ok":
             return CellRun(CellEnd.OK, "", records, seconds)
         error = f"{reply.get('ename', 'Error')}: {reply.get('evalue', '')}"[:OUTPUT_LIMIT]
@@ -219,6 +259,7 @@ class Kernel:
         if self.client is not None:
             try:
                 self.client.stop_channels()
+                self.context.destroy(linger=0)
             except Exception:
                 pass
         self.kill()
@@ -228,7 +269,27 @@ class Kernel:
             except Exception:
                 pass
             shutil.rmtree(self.workdir, ignore_errors=True)
+            if self.workdir.exists():  # too deep for Python's recursion (a learner's doing, without a sandbox)
+                subprocess.run(["rm", "-rf", "--", str(self.workdir)], check=False)
             self.workdir = None
+
+
+def _size(data, budget):
+    """About how many bytes ``data`` (a probe record) takes; stops counting past ``budget``."""
+    total, stack = 0, [data]
+    while stack and total <= budget:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+            total += 16 * len(item)
+        elif isinstance(item, list):
+            stack.extend(item)
+            total += 8 * len(item)
+        elif isinstance(item, str):
+            total += len(item)
+        else:
+            total += 8
+    return total
 
 
 def _is_kernel(process):

@@ -6,9 +6,12 @@ With bubblewrap (``bwrap``, Debian's ``bubblewrap``) every run of a submission g
   nothing it starts outlives it: killing the sandbox kills every process in it;
 * a read-only view of the system (``/usr``) and of the Python environment, and nothing else
   of the machine: not the course checkout (``solutions/``), not the other submissions, the
-  gradebook or the feedback folder, not the other runs' folders;
-* a ``tinyformer`` without the names the lab asks learners to write (a copy; modules that
-  need those names fail to import), so the reference cannot be imported under any name;
+  gradebook or the feedback folder, not the other runs' folders; nothing of the grader's
+  is writable (the kernel's sockets are on the sandbox's own tmpfs);
+* a ``tinyformer`` without the modules that define the names the lab asks learners to write,
+  nor those that import them (a copy: they raise ImportError), so the reference and its
+  helpers cannot be imported under any name; earlier labs' modules stay;
+* no capabilities (``--cap-drop ALL``): root in the sandbox cannot remount what is read-only;
 * an empty ``/tmp`` and home of its own (512 MB each), no file larger than 256 MB, a clean
   environment (no variable of the grader's).
 
@@ -80,7 +83,9 @@ def resolve(mode):
 
 
 def _isolation():
-    return ["--unshare-all", "--die-with-parent", "--new-session"]
+    # --cap-drop ALL: the grader may run as root, and root in a sandbox with its capabilities
+    # could remount the read-only binds writable (the venv, the course copy).
+    return ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
 
 
 def _system_binds():
@@ -97,42 +102,64 @@ def _system_binds():
 # The course as the kernel sees it
 
 
-def _without(source, names):
-    """``source`` with its top-level definitions of ``names`` removed."""
-    tree = ast.parse(source)
-    kept = []
-    for node in tree.body:
-        defined = set()
+def _imports(source, package):
+    """The sibling modules ``source`` imports (``from .multihead import ...``, ``import tinyformer.x``)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level and node.module:
+                found.add(node.module.split(".")[0])
+            elif node.level:
+                found.update(alias.name for alias in node.names)
+            elif node.module and node.module.startswith(package + "."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith(package + "."))
+    return found
+
+
+def _defines(source, names):
+    return bool(set(names) & set(_top_level_names(source)))
+
+
+def _top_level_names(source):
+    for node in ast.parse(source).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            defined = {node.name}
+            yield node.name
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            defined = {child.id for target in targets for child in ast.walk(target) if isinstance(child, ast.Name)}
-        if defined & names:
-            continue
-        kept.append(node)
-    tree.body = kept
-    return ast.unparse(tree) + "\n"
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                yield from (child.id for child in ast.walk(target) if isinstance(child, ast.Name))
+
+
+def removed_modules(sources, hidden_names, package="tinyformer"):
+    """The modules of ``package`` left out of the sandbox: every module that defines one of the
+    lab's names (whole: its helpers would do the exercise too, such as a loop over heads), and
+    every module that imports one of those (it would hand the reference on)."""
+    removed = {name for name, source in sources.items() if _defines(source, hidden_names)}
+    while True:
+        more = {name for name, source in sources.items() if name not in removed and _imports(source, package) & removed}
+        if not more:
+            return removed
+        removed |= more
 
 
 def course_copy(hidden_names, folder):
-    """Copy ``tinyformer`` (without ``hidden_names``) and ``coursekit`` into ``folder``.
-
-    Returns ``folder``, to go first on the kernel's ``sys.path``."""
+    """Copy ``tinyformer`` (without the modules of ``hidden_names``, see :func:`removed_modules`)
+    and ``coursekit`` into ``folder``. Returns ``folder``, to go first on the kernel's ``sys.path``."""
     import coursekit
     import tinyformer
 
     folder = Path(folder)
-    names = set(hidden_names)
     for package in (tinyformer, coursekit):
         source_dir = Path(package.__file__).resolve().parent
         target_dir = folder / source_dir.name
         target_dir.mkdir(parents=True, exist_ok=True)
-        for path in sorted(source_dir.glob("*.py")):
-            text = path.read_text(encoding="utf-8")
-            if package is tinyformer and names:
-                text = _without(text, names)
-            (target_dir / path.name).write_text(text, encoding="utf-8")
+        sources = {path.stem: path.read_text(encoding="utf-8") for path in sorted(source_dir.glob("*.py"))}
+        gone = removed_modules(sources, hidden_names) if package is tinyformer else set()
+        for name, text in sources.items():
+            if name in gone:
+                text = f'raise ImportError("tinyformer.{name} is not available while this lab is graded")\n'
+            (target_dir / f"{name}.py").write_text(text, encoding="utf-8")
         for sub in sorted(p for p in source_dir.iterdir() if p.is_dir() and (p / "__init__.py").exists()):
             shutil.copytree(sub, target_dir / sub.name, ignore=shutil.ignore_patterns("__pycache__"))
     return folder
@@ -175,26 +202,32 @@ def kernel_environment(copy_dir, home, threads):
     return env
 
 
+SOCKETS = "/run/kernel"  # inside the sandbox: the kernel's sockets, on the sandbox's own tmpfs
+
+
 def kernel_command(mode, connection_file, workdir, copy_dir, threads):
     """``(argv, env, cwd)`` that start an IPython kernel for ``connection_file``.
 
-    ``workdir`` (read-write) holds the connection file and the kernel's sockets; ``copy_dir``
-    (read-only) the course as the kernel sees it."""
-    python = [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file)]
+    ``workdir`` holds the connection file (read-only in the sandbox, whose kernel makes its
+    sockets on a tmpfs of its own: the grader reaches them through ``/proc/PID/root``, see
+    :func:`socket_path`); ``copy_dir`` (read-only) is the course as the kernel sees it."""
+    python = [sys.executable, "-m", "ipykernel_launcher", "-f"]
     if mode is SandboxMode.NONE:
         home = Path(workdir) / "home"
         home.mkdir(exist_ok=True)
-        return python, kernel_environment(copy_dir, home, threads), str(home)
+        return [*python, str(connection_file)], kernel_environment(copy_dir, home, threads), str(home)
     home = "/home/learner"
     argv = ["bwrap", *_isolation(), *_system_binds()]
     # The empty file systems first: a bind below /tmp (a venv in a checkout under /tmp, the
-    # course copy, the run's folder) must come after the tmpfs it sits on.
+    # course copy) must come after the tmpfs it sits on.
     argv += [
         "--proc", "/proc",
         "--dev", "/dev",
         "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp",
         "--size", str(TMPFS_BYTES), "--tmpfs", "/home",
+        "--size", str(2**20), "--tmpfs", "/run",
         "--dir", home,
+        "--dir", SOCKETS,
     ]  # fmt: skip
     bound = []
     for path in sorted({sys.base_prefix, sys.prefix, *_site_dirs()}, key=len):
@@ -204,18 +237,28 @@ def kernel_command(mode, connection_file, workdir, copy_dir, threads):
     for package in _installed_packages():  # an installed (not editable) course: cover it
         if any(str(package).startswith(parent + os.sep) for parent in bound):
             argv += ["--tmpfs", str(package)]
+    inside = f"{SOCKETS}/kernel.json"
     argv += [
         "--ro-bind", str(copy_dir), str(copy_dir),
-        "--bind", str(workdir), str(workdir),
+        "--ro-bind", str(connection_file), f"{SOCKETS}/connection.json",
         "--chdir", home,
         "--clearenv",
     ]  # fmt: skip
     for name, value in kernel_environment(copy_dir, home, threads).items():
         argv += ["--setenv", name, value]
-    argv += ["--", *python]
-    if shutil.which("prlimit"):  # the run's folder is on the grader's disk: no file may fill it
+    # The kernel may rewrite its connection file: give it a copy of its own.
+    start = f"cp {SOCKETS}/connection.json {inside} && exec " + " ".join([*python, inside])
+    argv += ["--", "/bin/sh", "-c", start]
+    if shutil.which("prlimit"):  # no file the kernel writes may be larger than this
         argv = ["prlimit", f"--fsize={FILE_BYTES}", "--", *argv]
     return argv, None, None
+
+
+def socket_path(mode, sandbox_pid):
+    """Where the grader finds the kernel's sockets: ``ip`` of the connection, for ``ipc``."""
+    if mode is SandboxMode.NONE:
+        return None  # the connection file's own
+    return f"/proc/{sandbox_pid}/root{SOCKETS}/k"
 
 
 def _site_dirs():
