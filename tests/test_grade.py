@@ -28,6 +28,7 @@ from nbformat.v4 import new_code_cell
 from coursekit import grading as grade
 from coursekit import labs
 from coursekit.__main__ import main
+from coursekit.grading.limits import ControlGroup
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "grading" / "fixture_solutions"
@@ -84,6 +85,27 @@ def memory_hog():
         solution(),
         "quad",
         "import time\ndef quad(x):\n    blocks = [b'x' * (50 * 2**20) for _ in range(30)]\n    time.sleep(60)",
+    )
+
+
+def memfd_hog():
+    # 1.5 GB in anonymous in-memory files: no process's resident memory shows them, a control
+    # group counts them (killed at the 1000 MB limit).
+    return answer(
+        solution(),
+        "quad",
+        "import os, time\ndef quad(x):\n    fds = [os.memfd_create('x') for _ in range(6)]\n"
+        "    for fd in fds:\n        for _ in range(250):\n            os.write(fd, b'x' * 2**20)\n    time.sleep(60)",
+    )
+
+
+def fork_bomb():
+    # Sleeping children until the machine says no: the control group's task cap stops it.
+    return answer(
+        solution(),
+        "quad",
+        "import os, time\ndef quad(x):\n    for _ in range(3000):\n        if os.fork() == 0:\n"
+        "            time.sleep(120)\n            os._exit(0)\n    return 4 * x",
     )
 
 
@@ -181,6 +203,16 @@ CASES = {
     ),
     "m_memory_hog": (memory_hog, {"double": 2, "causal_mask": 5}, "error", ["memory limit exceeded in exercise quad"]),
 }
+CONTROL_GROUPS = ControlGroup.create(0)  # where the machine lets the grader make them (root)
+if CONTROL_GROUPS is not None:
+    CONTROL_GROUPS.remove()
+    CASES["p_memfd_hog"] = (
+        memfd_hog,
+        {"double": 2, "causal_mask": 5},
+        "error",
+        ["memory limit exceeded in exercise quad"],
+    )
+    CASES["q_fork_bomb"] = (fork_bomb, {"double": 2, "causal_mask": 5}, "ok", [])
 HANG_CASES = {  # graded with a 2 s cell timeout
     "n_hang": (hang, {"double": 2, "causal_mask": 5}, "error", ["timeout in exercise quad"]),
     "o_hang_uninterruptible": (

@@ -22,6 +22,7 @@ import zmq
 
 from ..probe import MIME
 from . import sandbox
+from .limits import ControlGroup
 
 INTERRUPT_GRACE = 5  # seconds a cell has to stop after the interrupt
 OUTPUT_LIMIT = 10_000  # characters of an error message kept
@@ -63,7 +64,7 @@ class Kernel:
 
     def __init__(self, mode, copy_dir, threads=1, memory_limit_mb=0):
         self.mode, self.copy_dir, self.threads, self.memory_limit_mb = mode, copy_dir, threads, memory_limit_mb
-        self.process = self.client = self.workdir = None
+        self.process = self.client = self.workdir = self.cgroup = None
 
     def __enter__(self):
         self.start()
@@ -84,6 +85,9 @@ class Kernel:
             ip=str(self.workdir / "k") if unsandboxed else f"{sandbox.SOCKETS}/k",  # the kernel's view
         )
         argv, env, cwd = sandbox.kernel_command(self.mode, connection_file, self.workdir, self.copy_dir, self.threads)
+        self.cgroup = ControlGroup.create(self.memory_limit_mb)
+        if self.cgroup is not None:
+            argv = self.cgroup.wrap(argv)
         self.log = open(self.workdir / "kernel.log", "wb")
         self.process = subprocess.Popen(
             argv,
@@ -164,8 +168,12 @@ class Kernel:
                 return self._gone(CellEnd.HUNG, records, start)
             checks += 1
             if self.process.poll() is not None:
-                return self._gone(CellEnd.DIED, records, start)
-            if self.memory_limit_mb and checks % 4 == 0 and self.memory_mb() > self.memory_limit_mb:
+                out_of_memory = self.cgroup is not None and self.cgroup.hit_memory_limit()
+                return self._gone(CellEnd.MEMORY if out_of_memory else CellEnd.DIED, records, start)
+            # Without a control group (which counts every page once, and kills at its limit),
+            # watch the processes' resident memory.
+            watch = self.cgroup is None and self.memory_limit_mb
+            if watch and checks % 4 == 0 and self.memory_mb() > self.memory_limit_mb:
                 return self._gone(CellEnd.MEMORY, records, start)
             try:
                 message = self.client.get_iopub_msg(timeout=0.05)
@@ -241,6 +249,8 @@ class Kernel:
         if self.process is None:
             return
         processes = self._processes()
+        if self.cgroup is not None:  # everything in the group, detached daemons included
+            self.cgroup.kill_all()
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except OSError:
@@ -263,6 +273,9 @@ class Kernel:
             except Exception:
                 pass
         self.kill()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
         if self.workdir is not None:
             try:
                 self.log.close()
