@@ -23,6 +23,8 @@ Tolerances and rules are the instructor's, given to :meth:`Probe.call` and :meth
 of rows of an integer tensor that must equal the reference run's ``expected``).
 """
 
+import contextlib
+import hashlib
 import math
 import sys
 
@@ -163,3 +165,50 @@ def _publish(record):
         display({MIME: record, "text/plain": f"probe record: {record['label']}"}, raw=True)
     except ImportError:  # outside IPython: nothing to send it to
         pass
+
+
+def mixed(secret, seed):
+    """``seed`` mixed with the grader's ``secret``: another seed, the same in every process."""
+    digest = hashlib.blake2b(f"{secret}:{seed}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 2**63
+
+
+@contextlib.contextmanager
+def secret_seeds(secret):
+    """While the grader runs a probe, every seed the probe sets is mixed with ``secret``, a
+    number the grader draws for each grading run: its inputs are the probe's own, yet not
+    the ones the solution notebook shows, so records made in advance match nothing. (A
+    learner's cell can undo this in its kernel; the reference run, in a kernel of its own,
+    then uses other inputs than theirs.)"""
+    import random
+
+    torch = sys.modules.get("torch")
+    numpy = sys.modules.get("numpy")
+    saved = []
+
+    def patch(owner, name, value):
+        saved.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, value)
+
+    seed_random = random.seed
+    patch(random, "seed", lambda a=None, version=2: seed_random(mixed(secret, a), version))
+    if torch is not None:
+        real = torch.Generator
+        manual_seed = torch.random.manual_seed
+
+        class Generator(real):
+            def manual_seed(self, seed):
+                return real.manual_seed(self, mixed(secret, int(seed)))
+
+        patch(torch, "Generator", Generator)
+        for owner in (torch, torch.random):
+            patch(owner, "manual_seed", lambda seed: manual_seed(mixed(secret, int(seed))))
+    if numpy is not None:
+        seed_numpy, default_rng = numpy.random.seed, numpy.random.default_rng
+        patch(numpy.random, "seed", lambda seed=None: seed_numpy(None if seed is None else mixed(secret, seed) % 2**32))
+        patch(numpy.random, "default_rng", lambda seed=None: default_rng(None if seed is None else mixed(secret, seed)))
+    try:
+        yield
+    finally:
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)

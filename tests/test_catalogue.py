@@ -13,6 +13,9 @@ import pytest
 from tests.catalogue import MIN_CORRECT, MIN_WRONG, LabRunner, answers_of, catalogue_labs, problems
 
 RUNNERS = {}
+# Probes that train a model (about 20 s each): too slow to run twice here. Their inputs are drawn
+# from seeds (held-out strings), which the grader's secret changes.
+PROBES_THAT_TRAIN = {("lab5_capstone", "train")}
 
 
 def runner_for(path):
@@ -47,6 +50,23 @@ def _make_class(path):
         ids = Counter(answer.id for answer in answers)
         assert all(count == 1 for count in ids.values()), f"answer names repeat: {[i for i, n in ids.items() if n > 1]}"
 
+    def test_every_probe_depends_on_the_graders_secret(self):
+        """Records made in advance (from the published solution) must match nothing: every
+        exercise's probe has inputs drawn from seeds that the grader's secret changes."""
+        runner = runner_for(path)
+        exercises = [info["exercise"] for info, _, _ in runner.cells if info.get("role") == "solution"]
+        fixed = []
+        for name in exercises:
+            if (path.stem, name) in PROBES_THAT_TRAIN:
+                continue
+            reference = runner.reference(name)
+            one, error = runner.records(name, reference, secret=1)
+            two, other = runner.records(name, reference, secret=2)
+            assert error is None and other is None, f"{name}: the probe fails with a secret: {error or other!r}"
+            if [record["data"] for record in one] == [record["data"] for record in two]:
+                fixed.append(name)
+        assert not fixed, f"probes whose records do not depend on the grader's secret (replayable): {fixed}"
+
     name = "Test" + "".join(part.title() for part in path.stem.split("_"))
     return name, type(
         name,
@@ -54,6 +74,7 @@ def _make_class(path):
         {
             "test_answer": test_answer,
             "test_every_exercise_has_enough_answers": test_every_exercise_has_enough_answers,
+            "test_every_probe_depends_on_the_graders_secret": test_every_probe_depends_on_the_graders_secret,
         },
     )
 

@@ -9,6 +9,7 @@
 
 import importlib.util
 import os
+import secrets
 import shutil
 import tempfile
 import threading
@@ -60,6 +61,7 @@ class Grader:
         self.copy_dir = Path(tempfile.mkdtemp(prefix="coursekit-copy-"))
         course_copy(lab.targets, self.copy_dir)
         self._reference, self._lock = None, threading.Lock()
+        self.secret = secrets.randbits(62)  # this grading run's: the probes' inputs are not the published ones
 
     def close(self):
         shutil.rmtree(self.copy_dir, ignore_errors=True)
@@ -74,7 +76,9 @@ class Grader:
         with self._lock:
             if self._reference is None:
                 try:
-                    self._reference = run_reference(self.lab, self.settings, self.mode, self.copy_dir, threads)
+                    self._reference = run_reference(
+                        self.lab, self.settings, self.mode, self.copy_dir, threads, self.secret
+                    )
                 except KernelStartError as error:
                     raise GradeError(f"the kernel did not start for the reference solution: {error}") from None
                 except RuntimeError as error:
@@ -92,7 +96,9 @@ class Grader:
             return grade
         reference = self.reference(threads)
         try:
-            report = run_submission(lab, cells, self.settings, self.mode, self.copy_dir, reference, threads)
+            report = run_submission(
+                lab, cells, self.settings, self.mode, self.copy_dir, reference, threads, self.secret
+            )
         except KernelStartError as error:
             grade.status, grade.problem = "error", f"the kernel did not start: {error}"
             grade.reasons = ["the kernel did not start"]

@@ -31,6 +31,8 @@ def judge(reference, learner):
     seen = {}
     for record in learner:
         label = record.get("label") if isinstance(record, dict) else None
+        if isinstance(record, dict) and not isinstance(record.get("rule", {}), dict):
+            return Judgement(False, "a probe record the grader cannot read")
         if not isinstance(label, str):
             return Judgement(False, "a probe record that the grader cannot read")
         if label in seen:
@@ -55,7 +57,10 @@ def judge(reference, learner):
                 f"{label}: never recorded (the probe stopped before it: an error or a hang)",
                 rule.get("hint", ""),
             )
-        difference = compare(mine.get("data"), wanted.get("data"), rule)
+        try:
+            difference = compare(mine.get("data"), wanted.get("data"), rule)
+        except Exception:  # a record made by hand, not by the probe: it agrees with nothing
+            difference = "a probe record the grader cannot read"
         if difference:
             return Judgement(False, f"{label}: {difference}", rule.get("hint", ""))
     return Judgement(True)

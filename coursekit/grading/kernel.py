@@ -27,8 +27,9 @@ from .limits import ControlGroup
 INTERRUPT_GRACE = 5  # seconds a cell has to stop after the interrupt
 OUTPUT_LIMIT = 10_000  # characters of an error message kept
 RECORD_LIMIT = 5_000  # probe records kept per cell
-RECORD_BYTES = 64 * 2**20  # about that much of them (numbers and strings counted)
-MESSAGE_BYTES = 128 * 2**20  # the largest message the grader reads from a kernel
+RECORD_BYTES = 64 * 2**20  # about that much memory of them (Python's object sizes, roughly)
+MESSAGE_BYTES = 8 * 2**20  # the largest message the grader reads from a kernel (a probe record: < 4 MB)
+QUEUED_MESSAGES = 32  # messages the grader's sockets hold before reading them
 
 
 class CellEnd(enum.Enum):
@@ -99,15 +100,21 @@ class Kernel:
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
-        # A context of its own, whose sockets refuse messages larger than MESSAGE_BYTES: a
-        # kernel that floods the grader with output loses its connection, not the grader.
+        # A context of its own, whose output socket refuses messages larger than MESSAGE_BYTES:
+        # a kernel that floods the grader with output loses its connection, not the grader.
         self.context = zmq.Context()
-        self.context.setsockopt(zmq.MAXMSGSIZE, MESSAGE_BYTES)
         self.client = BlockingKernelClient(connection_file=connection_file, context=self.context)
         self.client.load_connection_file()
         ip = sandbox.socket_path(self.mode, self._sandbox_pid(deadline))
         if ip is not None:
             self.client.ip = ip
+        # The output channel's socket is made with limits (the replies' socket is not: a reply
+        # is one message, and an error's long message must reach the feedback).
+        self.context.setsockopt(zmq.MAXMSGSIZE, MESSAGE_BYTES)
+        self.context.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)  # what piles up waiting to be read
+        self.client.iopub_channel  # noqa: B018 - made now, with the context's limits
+        self.context.setsockopt(zmq.MAXMSGSIZE, -1)
+        self.context.setsockopt(zmq.RCVHWM, 1000)
         self.client.start_channels()
         while True:
             if self.process.poll() is not None:
@@ -179,6 +186,8 @@ class Kernel:
                 message = self.client.get_iopub_msg(timeout=0.05)
             except Empty:
                 message = None
+            except Exception:  # a message that cannot be decoded (too deep, not JSON): garbage
+                message, overflow = None, True
             if message is not None and message.get("parent_header", {}).get("msg_id") == msg_id:
                 kind, content = message.get("msg_type"), message.get("content", {})
                 if kind == "status" and content.get("execution_state") == "idle":
@@ -196,8 +205,13 @@ class Kernel:
                     answer = self.client.get_shell_msg(timeout=0.05 if message is None else 0)
                 except Empty:
                     answer = None
+                except Exception:  # an undecodable reply: as if none came (the cell times out)
+                    answer = None
                 if answer is not None and answer.get("parent_header", {}).get("msg_id") == msg_id:
                     reply, reply_time = answer.get("content", {}), time.monotonic()
+        if not idle:  # the output channel dropped a message too large, or lost its connection
+            overflow = True
+            self._reconnect_output()
         seconds = time.monotonic() - start
         if overflow:  # more than a probe sends: what was kept is incomplete, so keep nothing
             records = [{"label": "(too many probe records: the cell sent more than the grader keeps)"}]
@@ -207,6 +221,29 @@ class Kernel:
         if interrupted is not None:
             return CellRun(CellEnd.TIMEOUT, error, records, seconds)
         return CellRun(CellEnd.ERROR, error, records, seconds)
+
+    def _reconnect_output(self, timeout=5):
+        """A new output socket, in use once the kernel's status messages reach it again."""
+        self.context.setsockopt(zmq.MAXMSGSIZE, MESSAGE_BYTES)
+        self.context.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
+        try:
+            self.client.iopub_channel.stop()
+            self.client._iopub_channel = None  # jupyter_client makes a new one on next use
+            self.client.iopub_channel.start()
+        finally:
+            self.context.setsockopt(zmq.MAXMSGSIZE, -1)
+            self.context.setsockopt(zmq.RCVHWM, 1000)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg_id = self.client.kernel_info()
+            until = time.monotonic() + 0.5
+            while time.monotonic() < until:
+                try:
+                    message = self.client.get_iopub_msg(timeout=0.1)
+                except Exception:
+                    continue
+                if message.get("parent_header", {}).get("msg_id") == msg_id:
+                    return
 
     def _gone(self, end, records, start):
         self.kill()
@@ -292,16 +329,16 @@ def _size(data, budget):
     total, stack = 0, [data]
     while stack and total <= budget:
         item = stack.pop()
-        if isinstance(item, dict):
+        if isinstance(item, dict):  # sizes as CPython allocates them, about
             stack.extend(item.values())
-            total += 16 * len(item)
+            total += 64 + 100 * len(item)
         elif isinstance(item, list):
             stack.extend(item)
-            total += 8 * len(item)
+            total += 56 + 8 * len(item)
         elif isinstance(item, str):
-            total += len(item)
+            total += 49 + len(item)
         else:
-            total += 8
+            total += 32
     return total
 
 

@@ -46,13 +46,18 @@ class RunReport:
     seconds: float = 0.0
 
 
-PROBE_WRAPPER = """# The grader's probe of {name!r}, in a copy of the namespace: its names stay its own.
-exec(compile({source!r}, "<probe of {name}>", "exec"), dict(globals()))
+PROBE_WRAPPER = """# The grader's probe of {name!r}, in a copy of the namespace (its names stay its own), its
+# seeds mixed with this grading run's secret (see coursekit.probe.secret_seeds).
+from coursekit.probe import secret_seeds as __secret_seeds
+with __secret_seeds({secret}):
+    exec(compile({source!r}, "<probe of {name}>", "exec"), dict(globals()))
+del __secret_seeds
 """
 
 
-def probe_step(exercise):
-    return Step("probe", PROBE_WRAPPER.format(name=exercise.name, source=exercise.probe), exercise.name)
+def probe_step(exercise, secret):
+    source = PROBE_WRAPPER.format(name=exercise.name, source=exercise.probe, secret=secret)
+    return Step("probe", source, exercise.name)
 
 
 def origin_probe(exercise):
@@ -60,8 +65,9 @@ def origin_probe(exercise):
     return ORIGIN_PROBE.format(exercise=exercise.name, targets=list(exercise.targets))
 
 
-def plan(lab, cells=None, neutralized=(), dropped=()):
-    """The steps of one run. ``cells=None``: the reference solution's run.
+def plan(lab, cells=None, neutralized=(), dropped=(), secret=0):
+    """The steps of one run. ``cells=None``: the reference solution's run; ``secret``: the
+    grading run's, for the probes' seeds (the same in the reference's run and the learners').
 
     ``neutralized`` exercises are left out (the learner's cell and the probe; the reference
     still runs for later exercises); ``dropped`` are positions of learner extra cells left out."""
@@ -78,7 +84,7 @@ def plan(lab, cells=None, neutralized=(), dropped=()):
         if cells is None:
             steps += [
                 Step("learner", exercise.reference, exercise.name),
-                probe_step(exercise),
+                probe_step(exercise, secret),
                 Step("probe", origin_probe(exercise), exercise.name),
             ]
             continue
@@ -92,7 +98,7 @@ def plan(lab, cells=None, neutralized=(), dropped=()):
             if extra.position not in dropped:
                 steps.append(Step("extra", extra.source, exercise.name, extra.position))
         if mine is not None and exercise.name not in neutralized:
-            steps.append(probe_step(exercise))
+            steps.append(probe_step(exercise, secret))
             steps.append(Step("probe", origin_probe(exercise), exercise.name))
         if exercise.order < len(lab.exercises) - 1:  # only later exercises need it
             steps.append(Step("reference", exercise.reference, exercise.name))
@@ -129,14 +135,14 @@ def run_once(lab, steps, kernel, settings, deadline, reference=None):
     return report, None
 
 
-def run_submission(lab, cells, settings, mode, copy_dir, reference, threads=1):
+def run_submission(lab, cells, settings, mode, copy_dir, reference, threads=1, secret=0):
     """Run a learner's cells; re-run without a cell that ends the kernel. Returns a RunReport."""
     start = time.monotonic()
     deadline = start + settings.total_timeout
     neutralized, dropped, events = set(), set(), []
     starts_failed = 0
     for _attempt in range(len(lab.exercises) + len(cells) + 3):
-        steps = plan(lab, cells, neutralized, dropped)
+        steps = plan(lab, cells, neutralized, dropped, secret)
         try:
             with Kernel(mode, copy_dir, threads, settings.memory_limit_mb) as kernel:
                 report, crash = run_once(lab, steps, kernel, settings, deadline, reference)
@@ -161,12 +167,12 @@ def run_submission(lab, cells, settings, mode, copy_dir, reference, threads=1):
     return report
 
 
-def run_reference(lab, settings, mode, copy_dir, threads=1):
+def run_reference(lab, settings, mode, copy_dir, threads=1, secret=0):
     """The reference solution's probe records, ``{exercise: [records]}``; raises RuntimeError
     when the reference itself fails (a problem of the lab, not of any learner)."""
     deadline = time.monotonic() + settings.total_timeout
     with Kernel(mode, copy_dir, threads, settings.memory_limit_mb) as kernel:
-        report, crash = run_once(lab, plan(lab), kernel, settings, deadline)
+        report, crash = run_once(lab, plan(lab, secret=secret), kernel, settings, deadline)
     if crash is not None:
         raise RuntimeError(f"the reference solution's run of {lab.name} ended: {crash[1].value} in step {crash[0]}")
     if report.setup_errors:

@@ -148,8 +148,9 @@ class LabRunner:
             self._prefixes[exercise] = namespace
         return self._prefixes[exercise]
 
-    def records(self, exercise, source):
-        """``(probe records, error)`` of the exercise's probe cell run after ``source``."""
+    def records(self, exercise, source, secret=None):
+        """``(probe records, error)`` of the exercise's probe cell run after ``source``
+        (its seeds mixed with ``secret``, as the grader does, when one is given)."""
         solution_at = self._index(exercise, "solution")
         tests_at = self._index(exercise, "tests")
         between = [
@@ -164,7 +165,9 @@ class LabRunner:
                 self._run(source, namespace)
                 for _, cell_source, _ in between:
                     self._run(cell_source, namespace)
-                self._run(self.cells[self._index(exercise, "probe")][1], namespace)
+                seeds = probe.secret_seeds(secret) if secret is not None else contextlib.nullcontext()
+                with seeds:
+                    self._run(self.cells[self._index(exercise, "probe")][1], namespace)
         except Exception as error:
             return sent, error
         finally:
@@ -233,6 +236,6 @@ def problems(runner, answer):
         leaked = [line for line in runner.solution_lines(answer.exercise) if line in text]
         if leaked:
             found.append(f"the message prints the solution's code {leaked}:\n{text}")
-    if outcome.judgement.passed:
+    if outcome.judgement.passed and not outcome.forbidden:  # the grader reads forbidden calls from the text
         found.append("a wrong answer passes the grader's probes")
     return found

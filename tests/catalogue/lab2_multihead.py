@@ -623,4 +623,47 @@ class MultiHeadAttention(nn.Module):
 """,
         correct=True,
     ),
+    # Found by a stand-in dishonest learner: PyTorch's own multi-head attention, fed the four layers.
+    Answer(
+        "multi_head_attention",
+        "PyTorch's F.multi_head_attention_forward",
+        code="""
+import torch.nn.functional as F
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_model, num_heads, bias=True):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"num_heads={num_heads} does not divide d_model={d_model}")
+        self.d_model, self.num_heads = d_model, num_heads
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, d_model, bias=bias)
+        self.w_v = nn.Linear(d_model, d_model, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(self, query, key, value, mask=None):
+        B, Tq, D = query.shape
+        Tk, h = key.shape[1], self.num_heads
+        attn_mask, dead = None, None
+        if mask is not None:
+            m = mask.unsqueeze(1) if mask.dim() == 3 else mask
+            m = m.expand(B, h, Tq, Tk)
+            dead = ~m.any(-1, keepdim=True)
+            attn_mask = (~(m | dead)).reshape(B * h, Tq, Tk)
+        bias = None if self.w_q.bias is None else torch.cat([self.w_q.bias, self.w_k.bias, self.w_v.bias])
+        out, weights = F.multi_head_attention_forward(
+            query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1), D, h, None, bias, None, None, False,
+            0.0, self.w_o.weight, self.w_o.bias, training=False, need_weights=True, attn_mask=attn_mask,
+            use_separate_proj_weight=True, q_proj_weight=self.w_q.weight, k_proj_weight=self.w_k.weight,
+            v_proj_weight=self.w_v.weight, average_attn_weights=False)
+        out = out.transpose(0, 1)
+        if dead is not None:
+            weights = weights.masked_fill(dead, 0.0)
+            fill = self.w_o.bias if self.w_o.bias is not None else torch.zeros(D, dtype=out.dtype)
+            out = torch.where(dead[:, 0], fill.expand_as(out), out)
+        return out, weights
+""",
+        hint=("yourself",),
+    ),
 ]

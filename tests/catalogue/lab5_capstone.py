@@ -211,6 +211,21 @@ class Transformer(nn.Module):
 ''',
         correct=True,
     ),
+    Answer(
+        "transformer",
+        "embeddings with padding_idx",
+        replace=[
+            (
+                "self.src_embed = nn.Embedding(src_vocab, d_model)",
+                "self.src_embed = nn.Embedding(src_vocab, d_model, padding_idx=pad_id)  # the pad row gets no gradient",
+            ),
+            (
+                "self.tgt_embed = nn.Embedding(tgt_vocab, d_model)",
+                "self.tgt_embed = nn.Embedding(tgt_vocab, d_model, padding_idx=pad_id)",
+            ),
+        ],
+        correct=True,
+    ),
 ]
 
 
@@ -338,6 +353,36 @@ def train_reversal_model():
     net = Transformer(13, 13, 64, 2, 2, 128, 64)
     train(net, reverse, settings, None, 25, False)  # the reference's run (replayed by the tests' cache)
     return net.eval()
+""",
+        correct=True,
+        trains=True,
+    ),
+    Answer(
+        "train",
+        "its own training loop",
+        code="""
+def train_reversal_model():
+    # No tinyformer train(): the same recipe written out, with a LambdaLR schedule and F.cross_entropy.
+    from tinyformer.train import lr_at
+
+    reverse = TaskConfig("reverse", min_len=1, max_len=16)
+    torch.manual_seed(0)
+    model = Transformer(13, 13, d_model=64, num_heads=2, num_layers=2, d_ff=128, max_len=64)
+    recipe = TrainConfig(steps=450, lr=6e-3, warmup=60)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.98), weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_at(step, recipe) / recipe.lr)
+    batches = torch.Generator().manual_seed(recipe.seed)
+    model.train()
+    for _ in range(recipe.steps):
+        src, tgt_in, tgt_out = make_batch(reverse, recipe.batch_size, batches)
+        logits = model(src, tgt_in)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1), ignore_index=PAD)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        optimizer.step()
+        schedule.step()
+    return model.eval()
 """,
         correct=True,
         trains=True,
