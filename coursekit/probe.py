@@ -196,7 +196,11 @@ def secret_seeds(secret):
         real = torch.Generator
         manual_seed = torch.random.manual_seed
 
-        class Generator(real):
+        class Kind(type(real)):  # every generator is still a torch.Generator to isinstance
+            def __instancecheck__(cls, instance):
+                return isinstance(instance, real)
+
+        class Generator(real, metaclass=Kind):
             def manual_seed(self, seed):
                 return real.manual_seed(self, mixed(secret, int(seed)))
 
