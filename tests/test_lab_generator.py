@@ -137,3 +137,13 @@ def test_cli_check_exit_codes():
         [sys.executable, "-m", "coursekit", "labs", "--check"], cwd=ROOT, capture_output=True, text=True
     )
     assert ok.returncode == 0, ok.stderr
+
+
+def test_probe_cells_are_the_graders_alone():
+    """A probe cell is run by the grader (and by tests/test_catalogue.py on the reference): nbval
+    skips it, the book neither runs nor shows it (lab 5's trains a model for 20 s)."""
+    for path in labs.solution_paths():
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.metadata.get("coursekit", {}).get("role") == "probe":
+                tags = set(cell.metadata.get("tags", []))
+                assert {"nbval-skip", "skip-execution", "remove-cell"} <= tags, f"{path.name}: {cell.get('id')}"
