@@ -75,7 +75,6 @@ class Kernel:
         self.stop()
 
     def start(self, timeout=60):
-        from jupyter_client.blocking import BlockingKernelClient
         from jupyter_client.connect import write_connection_file
 
         self.workdir = sandbox.new_workdir()
@@ -100,22 +99,9 @@ class Kernel:
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
-        # A context of its own, whose output socket refuses messages larger than MESSAGE_BYTES:
-        # a kernel that floods the grader with output loses its connection, not the grader.
         self.context = zmq.Context()
-        self.client = BlockingKernelClient(connection_file=connection_file, context=self.context)
-        self.client.load_connection_file()
-        ip = sandbox.socket_path(self.mode, self._sandbox_pid(deadline))
-        if ip is not None:
-            self.client.ip = ip
-        # The output channel's socket is made with limits (the replies' socket is not: a reply
-        # is one message, and an error's long message must reach the feedback).
-        self.context.setsockopt(zmq.MAXMSGSIZE, MESSAGE_BYTES)
-        self.context.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)  # what piles up waiting to be read
-        self.client.iopub_channel  # noqa: B018 - made now, with the context's limits
-        self.context.setsockopt(zmq.MAXMSGSIZE, -1)
-        self.context.setsockopt(zmq.RCVHWM, 1000)
-        self.client.start_channels()
+        self.connection_file, self.ip = connection_file, sandbox.socket_path(self.mode, self._sandbox_pid(deadline))
+        self.client = self._connect()
         while True:
             if self.process.poll() is not None:
                 raise KernelStartError(f"the kernel exited at start ({self._log_tail()})")
@@ -222,17 +208,33 @@ class Kernel:
             return CellRun(CellEnd.TIMEOUT, error, records, seconds)
         return CellRun(CellEnd.ERROR, error, records, seconds)
 
-    def _reconnect_output(self, timeout=5):
-        """A new output socket, in use once the kernel's status messages reach it again."""
+    def _connect(self):
+        """A client of the kernel (jupyter_client's, in a context of our own) whose output
+        socket refuses messages larger than MESSAGE_BYTES and holds at most QUEUED_MESSAGES: a
+        kernel that floods the grader with output loses its connection, not the grader. (The
+        replies' socket has no such limit: a reply is one message, and an error's long message
+        must reach the feedback.)"""
+        from jupyter_client.blocking import BlockingKernelClient
+
+        client = BlockingKernelClient(connection_file=self.connection_file, context=self.context)
+        client.load_connection_file()
+        if self.ip is not None:
+            client.ip = self.ip  # the sandbox's sockets, seen from outside
         self.context.setsockopt(zmq.MAXMSGSIZE, MESSAGE_BYTES)
         self.context.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
         try:
-            self.client.iopub_channel.stop()
-            self.client._iopub_channel = None  # jupyter_client makes a new one on next use
-            self.client.iopub_channel.start()
+            client.iopub_channel  # noqa: B018 - made now, with the context's limits
         finally:
             self.context.setsockopt(zmq.MAXMSGSIZE, -1)
             self.context.setsockopt(zmq.RCVHWM, 1000)
+        client.start_channels()
+        return client
+
+    def _reconnect_output(self, timeout=5):
+        """A new client (a new output socket), in use once the kernel's status messages reach
+        it again: after a message too large, the old one lost its connection."""
+        self.client.stop_channels()
+        self.client = self._connect()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             msg_id = self.client.kernel_info()

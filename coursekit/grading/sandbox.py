@@ -238,8 +238,9 @@ def kernel_command(mode, connection_file, workdir, copy_dir, threads):
         if any(str(package).startswith(parent + os.sep) for parent in bound):
             argv += ["--tmpfs", str(package)]
     inside = f"{SOCKETS}/kernel.json"
+    if copy_dir is not None:
+        argv += ["--ro-bind", str(copy_dir), str(copy_dir)]
     argv += [
-        "--ro-bind", str(copy_dir), str(copy_dir),
         "--ro-bind", str(connection_file), f"{SOCKETS}/connection.json",
         "--chdir", home,
         "--clearenv",
