@@ -9,8 +9,10 @@ a sandbox, as ``docs/instructors.md`` says, so they are tried with the sandbox o
 """
 
 import os
+import sys
 import tempfile
 import textwrap
+from pathlib import Path
 
 import nbformat
 import psutil
@@ -382,8 +384,11 @@ def test_the_sandbox_sees_neither_the_checkout_nor_other_runs(tmp_path):
     assert result.end.value == "ok", result.error
     seen = {record["label"]: record["data"] for record in result.records}
     assert seen["secret"] is False and seen["checkout"] is False
-    # /tmp is the sandbox's own: the course copy, nothing else (the kernel's sockets are in /run).
-    assert set(seen["tmp"]) <= {copy.relative_to("/tmp").parts[0]}, seen["tmp"]
+    # /tmp is the sandbox's own: the course copy and, if the Python environment lives under
+    # /tmp (a checkout there), the folders leading to it; nothing else (the sockets are in /run).
+    bound = [Path(path) for path in (copy, sys.prefix, sys.base_prefix)]
+    allowed = {path.relative_to("/tmp").parts[0] for path in bound if path.is_relative_to("/tmp")}
+    assert set(seen["tmp"]) <= allowed, seen["tmp"]
     assert seen["pid"] is True
     assert seen["network"] == {"raised": "ConnectionRefusedError"}  # its own loopback: nobody there
     # The lab's module, and the modules built on it, are gone whole; lab 1's and others stay.
