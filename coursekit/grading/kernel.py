@@ -1,7 +1,8 @@
 """Run: one IPython kernel in its sandbox, driven cell by cell through jupyter_client.
 
-The grader talks to the kernel as any Jupyter front end does (``BlockingKernelClient``, over
-Unix sockets in the run's own folder). What a cell did is read from the kernel's *reply* to
+The grader talks to the kernel as any Jupyter front end does (jupyter_client's
+``BlockingKernelClient``, over Unix sockets: in the sandbox's own ``/run``, reached through
+``/proc/PID/root``, or in the run's folder without a sandbox). What a cell did is read from the kernel's *reply* to
 the execute request (``status`` ``ok`` or ``error``, with the exception's name and message)
 and from the messages whose parent is that request; nothing the cell prints or displays can
 turn a failing reply into a passing one. The grader also watches the process tree: a kernel
@@ -25,11 +26,12 @@ from . import sandbox
 from .limits import ControlGroup
 
 INTERRUPT_GRACE = 5  # seconds a cell has to stop after the interrupt
+IDLE_WAIT = 5  # seconds the kernel's last status message may trail its reply
 OUTPUT_LIMIT = 10_000  # characters of an error message kept
 RECORD_LIMIT = 5_000  # probe records kept per cell
 RECORD_BYTES = 64 * 2**20  # about that much memory of them (Python's object sizes, roughly)
 MESSAGE_BYTES = 8 * 2**20  # the largest message the grader reads from a kernel (a probe record: < 4 MB)
-QUEUED_MESSAGES = 32  # messages the grader's sockets hold before reading them
+QUEUED_MESSAGES = 32  # messages the grader's socket holds unread (the kernel's side holds 1000 more)
 
 
 class CellEnd(enum.Enum):
@@ -152,7 +154,7 @@ class Kernel:
             now = time.monotonic()
             if deadline is not None and now > deadline:
                 return self._gone(CellEnd.TOTAL_TIMEOUT, records, start)
-            if reply is not None and not idle and now > reply_time + 2:
+            if reply is not None and not idle and now > reply_time + IDLE_WAIT:
                 break  # the reply came; its last output did not: go on without it
             if interrupted is None and now > cell_deadline:
                 self.interrupt()
