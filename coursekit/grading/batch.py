@@ -95,17 +95,25 @@ class Grader:
             grade.status, grade.problem, grade.reasons = "error", str(error), [str(error)]
             return grade
         reference = self.reference(threads)
+        flagged = static_flags(lab, cells)
+        forbidden = forbidden_uses(lab, cells)
         try:
             report = run_submission(
-                lab, cells, self.settings, self.mode, self.copy_dir, reference, threads, self.secret
+                lab,
+                cells,
+                self.settings,
+                self.mode,
+                self.copy_dir,
+                reference,
+                threads,
+                self.secret,
+                failed=flagged | set(forbidden),
             )
         except KernelStartError as error:
             grade.status, grade.problem = "error", f"the kernel did not start: {error}"
             grade.reasons = ["the kernel did not start"]
             return grade
         present = {cell.exercise for cell in cells if cell.kind == "exercise"}
-        flagged = static_flags(lab, cells)
-        forbidden = forbidden_uses(lab, cells)
         events = {}
         for exercise_name, end in report.events:
             events.setdefault(exercise_name, end)
