@@ -128,7 +128,10 @@ class Grader:
                 result.verdict = Verdict.TINYFORMER
             elif result.name in forbidden:
                 result.verdict = Verdict.NOT_PASSED
-                result.difference = f"your code uses `{forbidden[result.name]}`, which this exercise forbids"
+                name = forbidden[result.name]
+                result.difference = (
+                    f"your code calls a library's `{name}` (such as `torch.{name}`), which this exercise forbids"
+                )
                 result.hint = "write it with the operations the lab allows; the tests cell in your notebook says which"
             elif judgement.passed:
                 result.verdict = Verdict.PASSED
