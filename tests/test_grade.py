@@ -549,3 +549,16 @@ def test_forbidden_library_calls_are_read_from_the_text():
     }
     # The library function bound to the exercise's name is caught too.
     assert uses("import torch.nn.functional as F\nsoftmax = F.softmax") == {"softmax": "softmax"}
+
+
+def test_a_kernel_that_fails_to_start_leaves_nothing_behind(tmp_path, monkeypatch):
+    from coursekit.grading.kernel import Kernel, KernelStartError
+    from coursekit.grading.sandbox import SandboxMode
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    mode = SandboxMode.NONE if grade.bwrap_problem() else SandboxMode.BWRAP
+    kernel = Kernel(mode, tmp_path / "no such course copy")
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    with pytest.raises(KernelStartError):
+        kernel.start(timeout=20)
+    assert list(tmp_path.iterdir()) == [] and kernel.cgroup is None and kernel.process.poll() is not None

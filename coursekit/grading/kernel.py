@@ -67,7 +67,7 @@ class Kernel:
 
     def __init__(self, mode, copy_dir, threads=1, memory_limit_mb=0):
         self.mode, self.copy_dir, self.threads, self.memory_limit_mb = mode, copy_dir, threads, memory_limit_mb
-        self.process = self.client = self.workdir = self.cgroup = None
+        self.process = self.client = self.context = self.workdir = self.cgroup = None
 
     def __enter__(self):
         self.start()
@@ -77,6 +77,14 @@ class Kernel:
         self.stop()
 
     def start(self, timeout=60):
+        """Start the kernel in its sandbox; on any failure, nothing of it is left behind."""
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout):
         from jupyter_client.connect import write_connection_file
 
         self.workdir = sandbox.new_workdir()
@@ -112,7 +120,6 @@ class Kernel:
                 return self
             except RuntimeError:
                 if time.monotonic() > deadline:
-                    self.stop()
                     raise KernelStartError(f"the kernel did not answer in {timeout:g} s ({self._log_tail()})") from None
 
     def _sandbox_pid(self, deadline):
@@ -310,9 +317,12 @@ class Kernel:
         if self.client is not None:
             try:
                 self.client.stop_channels()
-                self.context.destroy(linger=0)
             except Exception:
                 pass
+            self.client = None
+        if self.context is not None:
+            self.context.destroy(linger=0)
+            self.context = None
         self.kill()
         if self.cgroup is not None:
             self.cgroup.remove()

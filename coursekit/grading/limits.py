@@ -105,11 +105,13 @@ class ControlGroup:
     def remove(self):
         """Remove the group (its processes must be gone: they are killed first)."""
         for folder in self.folders:
-            for _ in range(100):  # the kernel takes a moment to let go of killed processes
+            for attempt in range(250):  # the kernel takes a moment to let go of killed processes
                 try:
                     os.rmdir(folder)
                     break
                 except FileNotFoundError:
                     break
                 except OSError:
+                    if attempt % 50 == 49:
+                        self.kill_all()  # a process that was forking while the others died
                     time.sleep(0.02)
