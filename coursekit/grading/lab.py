@@ -165,6 +165,18 @@ def python_source(source):
         return source
 
 
+def top_level_names(tree):
+    """The names a module (an ``ast.Module``) binds at its top level: functions, classes, assignments."""
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                names.update(child.id for child in ast.walk(target) if isinstance(child, ast.Name))
+    return names
+
+
 def defined_names(source, exercise_name=""):
     """The names a (reference) exercise cell defines at its top level.
 
@@ -172,15 +184,8 @@ def defined_names(source, exercise_name=""):
     also be a helper the lab gives learners (lab 5's exercise ``train`` uses
     ``tinyformer.train.train`` legitimately)."""
     fallback = (exercise_name,) if exercise_name else ()
-    names = set()
     try:
         tree = ast.parse(python_source(source))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return fallback
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                names.update(child.id for child in ast.walk(target) if isinstance(child, ast.Name))
-    return tuple(sorted(names)) or fallback
+    return tuple(sorted(top_level_names(tree))) or fallback

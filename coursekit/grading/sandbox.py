@@ -31,6 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .lab import top_level_names
+
 
 class SandboxMode(enum.Enum):
     AUTO = "auto"
@@ -119,16 +121,7 @@ def _imports(source, package):
 
 
 def _defines(source, names):
-    return bool(set(names) & set(_top_level_names(source)))
-
-
-def _top_level_names(source):
-    for node in ast.parse(source).body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            yield node.name
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                yield from (child.id for child in ast.walk(target) if isinstance(child, ast.Name))
+    return bool(set(names) & top_level_names(ast.parse(source)))
 
 
 def removed_modules(sources, hidden_names, package="tinyformer"):

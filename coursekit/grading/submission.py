@@ -208,7 +208,7 @@ def static_flags(lab, cells):
     return flagged
 
 
-def _uses(source):
+def names_used(source):
     """Attribute names, names imported from modules, and ``getattr`` strings in ``source``."""
     try:
         tree = ast.parse(python_source(source))
@@ -238,7 +238,7 @@ def forbidden_uses(lab, cells):
         mine = exercise_cells.get(exercise.name)
         seen = set()
         for cell in extras.get((exercise.name, 0), []) + ([mine] if mine else []) + extras.get((exercise.name, 1), []):
-            seen |= _uses(cell.source)
+            seen |= names_used(cell.source)
         used = sorted(seen.intersection(exercise.forbid))
         if used:
             found[exercise.name] = used[0]

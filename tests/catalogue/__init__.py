@@ -31,7 +31,7 @@ import nbformat
 from coursekit import labs, probe
 from coursekit.checks import CheckError
 from coursekit.grading.judge import judge
-from coursekit.grading.submission import _uses
+from coursekit.grading.submission import names_used
 from coursekit.labs import cell_info
 from coursekit.notebook import seed_everything
 
@@ -204,7 +204,7 @@ class LabRunner:
         sent, error = self.records(answer.exercise, source)
         outcome.judgement = judge(self.reference_records(answer.exercise), sent)
         forbid = self.cells[self._index(answer.exercise, "probe")][0].get("forbid", ())
-        outcome.forbidden = sorted(_uses(source).intersection(forbid))  # the grader's reading of the text
+        outcome.forbidden = sorted(names_used(source).intersection(forbid))  # the grader's reading of the text
         outcome.probe_error = error
         outcome.output = printed.getvalue()
         return outcome
