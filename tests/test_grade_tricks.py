@@ -8,10 +8,13 @@ file-system doors (reading ``solutions/``, importing tinyformer's reference) are
 a sandbox, as ``docs/instructors.md`` says, so they are tried with the sandbox only.
 """
 
+import base64
+import json
 import os
 import sys
 import tempfile
 import textwrap
+import zlib
 from pathlib import Path
 
 import nbformat
@@ -241,6 +244,21 @@ TRICKS = {
         """,
         where="exercises",
     ),
+    # Found by a second stand-in learner: malformed records, to make the judge itself fail.
+    "malformed_records": with_trick(
+        """
+        import coursekit.probe as probe
+        _send = probe.Probe._send
+        def malformed(self, label, data, rule):
+            if self.exercise != "merge_heads":
+                data = {"tensor": []}
+            return _send(self, label, data, rule)
+        probe.Probe._send = malformed
+        """
+    ),
+    # ... and the published probes' records, computed in advance, replayed by label (built in
+    # replayed_records(): the grader's secret seeds make them match nothing).
+    "replayed_records": None,
 }
 # The tricks on the kernel (not on the file system), tried without a sandbox too: all in one
 # submission (one kernel, not five, for the suite's time; and together they are no stronger).
@@ -271,6 +289,27 @@ def all_kernel_tricks():
 ATTACKED = ("split_heads", "multi_head_attention")
 
 
+def replayed_records():
+    """The blank lab with a cell that swaps every record of the attacked exercises for the
+    record the published solution's probe makes (with the published seeds), looked up by label."""
+    from tests.catalogue import LabRunner
+
+    runner = LabRunner(labs.solutions_dir() / f"{LAB}.ipynb")
+    table = {name: {r["label"]: r["data"] for r in runner.reference_records(name)} for name in ATTACKED}
+    blob = base64.b64encode(zlib.compress(json.dumps(table).encode())).decode()
+    return with_trick(
+        f"""
+        import base64, json, zlib
+        import coursekit.probe as probe
+        _table = json.loads(zlib.decompress(base64.b64decode({blob!r})))
+        _send = probe.Probe._send
+        def replay(self, label, data, rule):
+            return _send(self, label, _table.get(self.exercise, {{}}).get(label, data), rule)
+        probe.Probe._send = replay
+        """
+    )
+
+
 def _leftovers(where):
     """Processes of this test's gradings still running: the daemon, or anything whose command
     line names a run folder of this test (kernels, bwrap)."""
@@ -289,7 +328,8 @@ def _grade(tmp_path, mode, names):
     runs.mkdir()
     (folder / "z_solution.ipynb").write_bytes((labs.solutions_dir() / f"{LAB}.ipynb").read_bytes())
     for name in names:
-        made = all_kernel_tricks() if name == "all_kernel_tricks" else TRICKS[name]
+        made = {"all_kernel_tricks": all_kernel_tricks, "replayed_records": replayed_records}.get(name)
+        made = made() if made else TRICKS[name]
         (folder / f"{name}.ipynb").write_text(labs.to_text(made))
     settings = grade.Settings(cell_timeout=30, total_timeout=240, sandbox=mode)
     lab = grade.load_lab(LAB)
