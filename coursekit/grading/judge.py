@@ -41,7 +41,11 @@ def judge(reference, learner):
     expected_labels = [record["label"] for record in reference]
     extra = set(seen) - set(expected_labels)
     if extra:
-        return Judgement(False, f"{sorted(extra)[0]}: a record the grader did not ask for")
+        return Judgement(
+            False,
+            f"{sorted(extra)[0]}: a record the grader did not ask for (the probe's own inputs changed "
+            "while it ran: does your code change its arguments in place?)",
+        )
     for wanted in reference:
         label, rule = wanted["label"], wanted.get("rule") or {}
         mine = seen.get(label)

@@ -666,4 +666,11 @@ class MultiHeadAttention(nn.Module):
 """,
         hint=("yourself",),
     ),
+    # Found by a stand-in learner: the caller's mask changed in place (the visible tests missed it).
+    Answer(
+        "multi_head_attention",
+        "unsqueeze_ on the caller's mask",
+        replace=[("mask = mask.unsqueeze(1)", "mask.unsqueeze_(1)")],
+        hint=("in-place",),
+    ),
 ]
