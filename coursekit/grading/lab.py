@@ -88,13 +88,11 @@ def load_lab(name, solutions_dir=None):
         blank = labs.make_lab(notebook, path.name)  # also checks the markers and metadata
     except labs.LabError as error:
         raise GradeError(f"the solution cannot be graded: {error}") from None
+    # The lab's own code cells and its visible tests: a learner's unchanged copy of one is not run.
     provided_sources = {
-        cell.source.strip() for cell in blank.cells if cell.cell_type == "code" and not _is_exercise(cell)
-    }
-    provided_sources |= {
         cell.source.strip()
         for cell in blank.cells
-        if cell.cell_type == "code" and cell_info(cell).get("role") == "tests"
+        if cell.cell_type == "code" and cell_info(cell).get("role") != "solution"
     }
     by_role = {}
     for cell in notebook.cells:
@@ -133,10 +131,6 @@ def load_lab(name, solutions_dir=None):
             exercises.append(exercise)
             steps.append(exercise)
     return Lab(path.stem, path, notebook, exercises, steps, provided_sources)
-
-
-def _is_exercise(cell):
-    return bool(cell_info(cell))
 
 
 def describe_lab(lab):
