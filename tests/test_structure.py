@@ -26,6 +26,7 @@ TINYFORMER_ORDER = [
     "mlm",
     "gqa",
     "online_softmax",
+    "lm",
 ]
 # What chapters and labs import (and probe cells, in the grader's kernels); the rest of coursekit
 # (labs, grading, authoring, course, nbgrader_export) is the repository's tooling.
