@@ -27,6 +27,7 @@ TINYFORMER_ORDER = [
     "gqa",
     "online_softmax",
     "lm",
+    "heads",
 ]
 # What chapters and labs import (and probe cells, in the grader's kernels); the rest of coursekit
 # (labs, grading, authoring, course, nbgrader_export) is the repository's tooling.
