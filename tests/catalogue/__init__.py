@@ -46,8 +46,8 @@ class Answer:
     replace: list = field(default_factory=list)  # [(old, new), ...] applied to the reference cell
     hint: tuple = ()  # a wrong answer: words its first failure message must contain
     correct: bool = False
-    # A correct answer that really trains (about 25 s): too slow for the 3-minute suite, so
-    # only ``scripts/grade_catalogue.py`` (CI) runs it, through the real grader.
+    # An answer that really trains (about 20 s) before it passes or fails: too slow for the
+    # 3-minute suite, so only ``scripts/grade_catalogue.py`` (CI) runs it, through the real grader.
     trains: bool = False
 
     def __post_init__(self):

@@ -242,6 +242,7 @@ TRAIN = [
             "train(model, task, TrainConfig(steps=350, batch_size=64, lr=8e-3, warmup=0), progress=False)",
         ),
         hint=("warm-up",),
+        trains=True,  # it trains for real before failing (about 20 s)
     ),
     Answer(
         "train",
