@@ -11,29 +11,33 @@ Self-attention over ``T`` tokens, batch 1, ``--heads`` heads of 64, float32, no 
 * explicit: :func:`tinyformer.attention.scaled_dot_product_attention`, the course's teaching
   path, which builds the scores and the weights.
 
-How memory is measured. ``tracemalloc`` sees only what Python's own allocator hands out;
-a tensor's storage comes from PyTorch's C++ allocator, so it is invisible (the calibration
-line shows it: a 64 MiB tensor, a few bytes traced). PyTorch has no public allocation
-statistics for the CPU. What does see tensors is the operating system: the process's peak
-resident set size, ``VmHWM`` in ``/proc/self/status`` (Linux). It is a high-water mark, raised
-by whatever the process did before, so it is reset first by writing ``5`` to
-``/proc/self/clear_refs``. (``resource.getrusage(...).ru_maxrss`` is no good here: it is never
-lower than the peak of the process that started this one, carried across ``exec``, so a
-child measured after the parent had used 280 MB saw a 64 MiB tensor as 6 MiB.) Every
-measurement runs in a fresh process, because memory that an earlier run freed but the C
-allocator kept would hide a later run's growth: import, make the inputs, one small warm-up
-call, reset the peak and read it, run once in ``torch.inference_mode()``, read the peak
-again; the difference is the extra memory the call needed at its peak (to within the
-allocator's rounding). The calibration line checks the method on a tensor of known size.
+How memory is measured (``coursekit.memory``). ``tracemalloc`` sees only what Python's own
+allocator hands out; a tensor's storage comes from PyTorch's C++ allocator, so it is invisible
+(the calibration line shows it: a 64 MiB tensor, a few bytes traced). Two measures do see
+tensors, and the table gives both:
 
-Prints a markdown table: peak extra MiB per method and length, the size of one ``(h, T, T)``
-float32 score matrix for reference, and the time of the call (one run, for orientation only).
+* the operating system's: the process's peak resident set size, ``VmHWM`` in
+  ``/proc/self/status`` (Linux), reset first by writing ``5`` to ``/proc/self/clear_refs``
+  (``resource.getrusage(...).ru_maxrss`` is no good: it cannot be reset and is inherited across
+  ``exec``). Every measurement runs in a fresh process, because memory that an earlier run freed
+  but the C allocator kept would hide a later run's growth: import, make the inputs, one small
+  warm-up call, reset the peak and read it, run once in ``torch.inference_mode()``, read the peak
+  again; the difference is the extra memory the call needed at its peak (pages, to within the
+  allocator's rounding). The calibration line checks the method on a tensor of known size.
+* PyTorch's allocator's, as chapter 6 measures it in its own process: the profiler
+  (``profile_memory=True``) records every allocation and free with the running total, and
+  :func:`coursekit.memory.peak_allocated_bytes` returns how far the total rose during the call
+  (the bytes of the tensors alive together at the worst moment). Measured in the same fresh
+  process, on a second call of the same inputs.
+
+Prints a markdown table: peak extra MiB per method and length by both measures, the size of one
+``(h, T, T)`` float32 score matrix for reference, and the time of the call (one run, for
+orientation only).
 """
 
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -42,21 +46,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from coursekit.memory import peak_allocated_bytes, peak_rss_kib, reset_peak_rss  # noqa: E402
+
 METHODS = ("online", "SDPA", "explicit")
 D_HEAD = 64
 CALIBRATION_MIB = 64
-
-
-def peak_kib():
-    """The peak resident set size of this process since the last :func:`reset_peak`, in KiB."""
-    with open("/proc/self/status") as file:
-        return int(re.search(r"VmHWM:\s+(\d+) kB", file.read()).group(1))
-
-
-def reset_peak():
-    """Lower the peak RSS to the current RSS (Linux >= 4.0); the peak so far says nothing of what comes."""
-    with open("/proc/self/clear_refs", "w") as file:
-        file.write("5")
 
 
 def child(method, length, heads, block):
@@ -72,10 +66,10 @@ def child(method, length, heads, block):
         import tracemalloc
 
         tracemalloc.start()
-        reset_peak()
-        before = peak_kib()
+        reset_peak_rss()
+        before = peak_rss_kib()
         tensor = torch.ones(CALIBRATION_MIB * 2**20 // 4)  # float32: 4 bytes each
-        after = peak_kib()
+        after = peak_rss_kib()
         traced = tracemalloc.get_traced_memory()[1]
         print(json.dumps({"rss_bytes": (after - before) * 1024, "traced_bytes": traced, "numel": tensor.numel()}))
         return
@@ -89,14 +83,16 @@ def child(method, length, heads, block):
         small = [torch.randn(1, heads, 64, D_HEAD, generator=generator) for _ in range(3)]
         run(*small)  # warm-up: lazy initialisation is not the method's memory
         q, k, v = (torch.randn(1, heads, length, D_HEAD, generator=generator) for _ in range(3))
-        reset_peak()
-        before = peak_kib()
+        reset_peak_rss()
+        before = peak_rss_kib()
         start = time.perf_counter()
         out = run(q, k, v)
         seconds = time.perf_counter() - start
-        after = peak_kib()
+        after = peak_rss_kib()
+        del out  # freed before the second measure, as it was not there before the first
+        allocated, out = peak_allocated_bytes(run, q, k, v)
     assert out.shape == q.shape
-    print(json.dumps({"peak_bytes": (after - before) * 1024, "seconds": seconds}))
+    print(json.dumps({"peak_bytes": (after - before) * 1024, "allocated_bytes": allocated, "seconds": seconds}))
 
 
 def measure(method, length=0, heads=0, block=0):
@@ -144,18 +140,19 @@ def main(argv=None):
         f"calibration: a {CALIBRATION_MIB} MiB tensor raises the peak RSS by {calibration['rss_bytes'] / 2**20:.2f} MiB; "
         f"tracemalloc sees {calibration['traced_bytes']} bytes of it\n"
     )
-    header = "| T | (h, T, T) scores | " + " | ".join(f"{m} peak" for m in METHODS) + " | "
+    header = "| T | (h, T, T) scores | " + " | ".join(f"{m} peak RSS / allocated" for m in METHODS) + " | "
     header += " | ".join(f"{m} ms" for m in METHODS) + " | explicit / online |"
     print(header)
     print("|---:" * (2 + 2 * len(METHODS) + 1) + "|")
     for length in args.lengths:
         results = {method: measure(method, length, args.heads, args.block) for method in METHODS}
         peaks = {m: r["peak_bytes"] / 2**20 for m, r in results.items()}
+        allocated = {m: r["allocated_bytes"] / 2**20 for m, r in results.items()}
         scores = args.heads * length * length * 4 / 2**20
         ratio = f"{peaks['explicit'] / peaks['online']:.1f}x" if peaks["online"] > 0 else "n/a"
         print(
             f"| {length} | {scores:.0f} MiB | "
-            + " | ".join(f"{peaks[m]:.1f} MiB" for m in METHODS)
+            + " | ".join(f"{peaks[m]:.1f} / {allocated[m]:.1f} MiB" for m in METHODS)
             + " | "
             + " | ".join(f"{results[m]['seconds'] * 1e3:.1f}" for m in METHODS)
             + f" | {ratio} |",
