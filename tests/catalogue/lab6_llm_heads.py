@@ -1,0 +1,776 @@
+"""Answers to lab 6 (multi-head attention in large language models): see tests/catalogue/__init__.py for the format."""
+
+from tests.catalogue import Answer
+
+# ---------------------------------------------------------------------------------------------- mask_tokens
+LABELS = "    labels = torch.where(chosen, tokens, -100)  # -100: F.cross_entropy's ignore_index"
+CHOSEN = "    chosen = (torch.rand(tokens.shape, generator=generator) < prob) & ~torch.isin(tokens, special)"
+ALLOWED = "    allowed = every_id[~torch.isin(every_id, special)]  # what a random token may be"
+RANDOM = "    random_tokens = allowed[torch.randint(len(allowed), tokens.shape, generator=generator)]"
+TO_RANDOM = "    inputs = torch.where(chosen & (action >= 0.8) & (action < 0.9), random_tokens, inputs)"
+
+MASK_TOKENS = [
+    Answer(
+        "mask_tokens",
+        "labels 0 where not chosen",
+        replace=(LABELS, "    labels = torch.where(chosen, tokens, 0)"),
+        hint=("-100",),
+    ),
+    Answer("mask_tokens", "labels everywhere", replace=(LABELS, "    labels = tokens.clone()"), hint=("-100",)),
+    Answer(
+        "mask_tokens",
+        "labels of the corrupted inputs",
+        replace=(LABELS, "    labels = torch.where(chosen, inputs, -100)"),
+        hint=("original token",),
+    ),
+    Answer("mask_tokens", "always [MASK]", replace=(TO_RANDOM, ""), hint=("become a random token",)),
+    Answer(
+        "mask_tokens",
+        "always [MASK] or a random token",
+        replace=(TO_RANDOM, "    inputs = torch.where(chosen & (action >= 0.8), random_tokens, inputs)"),
+        hint=("stay as they are",),
+    ),
+    Answer(
+        "mask_tokens",
+        "10% of what is left is random",
+        replace=(
+            TO_RANDOM,
+            "    second = torch.rand(tokens.shape, generator=generator)\n"
+            "    inputs = torch.where(chosen & (action >= 0.8) & (second < 0.1), random_tokens, inputs)",
+        ),
+        hint=("80% mask_id",),
+    ),
+    Answer(
+        "mask_tokens",
+        "a random token over a [MASK]",
+        replace=(
+            TO_RANDOM,
+            "    second = torch.rand(tokens.shape, generator=generator)\n"
+            "    inputs = torch.where(chosen & (second < 0.1), random_tokens, inputs)",
+        ),
+        hint=("80% mask_id",),
+    ),
+    Answer(
+        "mask_tokens",
+        "only the changed positions labelled",
+        replace=(LABELS, "    labels = torch.where(inputs != tokens, tokens, -100)"),
+        hint=("still gets its label",),
+    ),
+    Answer(
+        "mask_tokens",
+        "special positions chosen",
+        replace=(CHOSEN, CHOSEN.split(" & ~")[0]),
+        hint=("special", "never chosen"),
+    ),
+    Answer(
+        "mask_tokens",
+        "random tokens from the whole vocabulary",
+        replace=(RANDOM, "    random_tokens = torch.randint(vocab_size, tokens.shape, generator=generator)"),
+        hint=("never special",),
+    ),
+    Answer(
+        "mask_tokens",
+        "random tokens: the last id never drawn",
+        replace=(
+            RANDOM,
+            "    random_tokens = allowed[torch.randint(len(allowed) - 1, tokens.shape, generator=generator)]",
+        ),
+        hint=("uniformly",),
+    ),
+    Answer(
+        "mask_tokens",
+        "mask_id drawn as a random token",
+        replace=(
+            ALLOWED,
+            "    allowed = every_id[~torch.isin(every_id, torch.tensor(special_ids, dtype=tokens.dtype))]",
+        ),
+        hint=("mask_id is never drawn",),
+    ),
+    Answer(
+        "mask_tokens",
+        "the global generator",
+        replace=[
+            ("torch.rand(tokens.shape, generator=generator) < prob", "torch.rand(tokens.shape) < prob"),
+            ("action = torch.rand(tokens.shape, generator=generator)", "action = torch.rand(tokens.shape)"),
+            ("tokens.shape, generator=generator)]", "tokens.shape)]"),
+        ],
+        hint=("generator",),
+    ),
+    Answer("mask_tokens", "prob ignored", replace=("< prob)", "< 0.15)"), hint=("probability prob",)),
+    Answer(
+        "mask_tokens",
+        "tokens changed in place",
+        replace=[
+            (
+                "    inputs = torch.where(chosen & (action < 0.8), mask_id, tokens)",
+                "    labels = torch.where(chosen, tokens, -100)\n"
+                "    tokens[chosen & (action < 0.8)] = mask_id\n    inputs = tokens",
+            ),
+            (LABELS, ""),
+        ],
+        hint=("in place",),
+    ),
+    Answer(
+        "mask_tokens",
+        "rows and columns only",
+        replace=[
+            (
+                "torch.rand(tokens.shape, generator=generator) < prob",
+                "torch.rand(tokens.size(0), tokens.size(1), generator=generator) < prob",
+            ),
+        ],
+        hint=("any shape",),
+    ),
+    Answer(
+        "mask_tokens",
+        "labels in int64 whatever the dtype",
+        replace=(LABELS, "    labels = torch.where(chosen, tokens.long(), -100)"),
+        hint=("dtype",),
+    ),
+    # ------------------------------------------------------------------------------ correct
+    Answer(
+        "mask_tokens",
+        "bernoulli and a multinomial split",
+        code="""
+def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
+    inputs, labels = tokens.clone(), tokens.clone()
+    special = torch.zeros_like(tokens, dtype=torch.bool)
+    for i in (mask_id, *special_ids):
+        special |= tokens == i
+    chosen = torch.bernoulli(torch.full(tokens.shape, float(prob)), generator=generator).bool() & ~special
+    labels[~chosen] = -100
+    n = int(chosen.sum())
+    if n == 0:
+        return inputs, labels
+    action = torch.multinomial(torch.tensor([0.8, 0.1, 0.1]), n, replacement=True, generator=generator)
+    allowed = torch.tensor([i for i in range(vocab_size) if i != mask_id and i not in special_ids], dtype=tokens.dtype)
+    picks = allowed[torch.randint(len(allowed), (n,), generator=generator)]
+    values = inputs[chosen]
+    values = torch.where(action == 0, torch.full_like(values, mask_id), torch.where(action == 1, picks, values))
+    inputs[chosen] = values
+    return inputs, labels
+""",
+        correct=True,
+    ),
+    Answer(
+        "mask_tokens",
+        "Hugging Face's collator, with masked_fill_ and a 50% split of the rest",
+        code="""
+def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
+    labels = tokens.clone()
+    probability = torch.full(labels.shape, prob)
+    special = torch.isin(tokens, torch.tensor([mask_id, *special_ids], dtype=tokens.dtype))
+    probability.masked_fill_(special, 0.0)
+    chosen = torch.bernoulli(probability, generator=generator).bool()
+    labels[~chosen] = -100
+    inputs = tokens.clone()
+    replaced = torch.bernoulli(torch.full(labels.shape, 0.8), generator=generator).bool() & chosen
+    inputs[replaced] = mask_id
+    randomized = torch.bernoulli(torch.full(labels.shape, 0.5), generator=generator).bool() & chosen & ~replaced
+    ids = [i for i in range(vocab_size) if i != mask_id and i not in special_ids]
+    words = torch.tensor(ids, dtype=tokens.dtype)[torch.randint(len(ids), labels.shape, generator=generator)]
+    inputs[randomized] = words[randomized]
+    return inputs, labels
+""",
+        correct=True,
+    ),
+]
+
+# ---------------------------------------------------------------------------------------------- GroupedQueryAttention
+REPEAT_K = "        k = k.repeat_interleave(group, dim=1)  # (B, h, Tk, d_head)"
+REPEAT_V = "        v = v.repeat_interleave(group, dim=1)  # (B, h, Tk, d_head)"
+ATTEND = "        out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, h, Tq, d_head), (B, h, Tq, Tk)"
+RETURN = "        return self.w_o(merge_heads(out)), weights  # (B, Tq, d_model), (B, h, Tq, Tk)"
+UNSQUEEZE = "            mask = mask.unsqueeze(1)  # (B, 1, Tq, Tk): the same mask for every head"
+KV_CHECK = """        if num_kv_heads < 1 or num_heads % num_kv_heads != 0:
+            raise ValueError(f"num_kv_heads={num_kv_heads} does not divide num_heads={num_heads}: every "
+                             "key/value head must serve the same number of query heads")
+"""
+
+
+def attention_by_hand(scale, fill='float("-inf")'):
+    return (
+        ATTEND,
+        f"""        scores = q @ k.transpose(-2, -1) / math.sqrt({scale})
+        if mask is not None:
+            scores = scores.masked_fill(~mask, {fill})
+        weights = torch.softmax(scores, dim=-1)
+        out = weights @ v""",
+    )
+
+
+GQA_CLASS = """class GroupedQueryAttention(nn.Module):
+    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"num_heads={num_heads} does not divide d_model={d_model}")
+        if num_heads % num_kv_heads:
+            raise ValueError(f"num_kv_heads={num_kv_heads} does not divide num_heads={num_heads}")
+        self.h, self.h_kv, self.d = num_heads, num_kv_heads, d_model // num_heads
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, num_kv_heads * self.d, bias=bias)
+        self.w_v = nn.Linear(d_model, num_kv_heads * self.d, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+"""
+
+GQA = [
+    Answer(
+        "grouped_query_attention",
+        "repeat instead of repeat_interleave",
+        replace=[
+            (REPEAT_K, "        k = k.repeat(1, group, 1, 1)"),
+            (REPEAT_V, "        v = v.repeat(1, group, 1, 1)"),
+        ],
+        hint=("repeat_interleave", "i // (num_heads // num_kv_heads)"),
+    ),
+    Answer(
+        "grouped_query_attention",
+        "expand on the wrong side of the key/value heads",
+        replace=[
+            (REPEAT_K, "        k = k[:, None].expand(-1, group, -1, -1, -1).reshape(q.shape[0], -1, *k.shape[2:])"),
+            (REPEAT_V, "        v = v[:, None].expand(-1, group, -1, -1, -1).reshape(q.shape[0], -1, *v.shape[2:])"),
+        ],
+        hint=("repeat_interleave",),
+    ),
+    Answer(
+        "grouped_query_attention",
+        "scores scaled by sqrt(d_model)",
+        replace=attention_by_hand("query.size(-1)"),
+        hint=("sqrt(d_head)",),
+    ),
+    Answer(
+        "grouped_query_attention",
+        "a view without a transpose",
+        replace=[
+            (
+                "q = split_heads(self.w_q(query), self.num_heads)",
+                "q = self.w_q(query).view(query.size(0), self.num_heads, query.size(1), -1)",
+            ),
+            (
+                "k = split_heads(self.w_k(key), self.num_kv_heads)",
+                "k = self.w_k(key).view(key.size(0), self.num_kv_heads, key.size(1), -1)",
+            ),
+            (
+                "v = split_heads(self.w_v(value), self.num_kv_heads)",
+                "v = self.w_v(value).view(value.size(0), self.num_kv_heads, value.size(1), -1)",
+            ),
+        ],
+        hint=("transpose(1, 2)",),
+    ),
+    Answer(
+        "grouped_query_attention",
+        "keys and values projected to d_model",
+        replace=[
+            (
+                "nn.Linear(d_model, num_kv_heads * d_head, bias=bias)  # narrower: num_kv_heads heads",
+                "nn.Linear(d_model, d_model, bias=bias)",
+            ),
+            (
+                "self.w_v = nn.Linear(d_model, num_kv_heads * d_head, bias=bias)",
+                "self.w_v = nn.Linear(d_model, d_model, bias=bias)",
+            ),
+            ("split_heads(self.w_k(key), self.num_kv_heads)", "split_heads(self.w_k(key), self.num_heads)"),
+            ("split_heads(self.w_v(value), self.num_kv_heads)", "split_heads(self.w_v(value), self.num_heads)"),
+            ("group = self.num_heads // self.num_kv_heads", "group = 1"),
+        ],
+        hint=("num_kv_heads * d_head",),
+    ),
+    Answer(
+        "grouped_query_attention",
+        "weights averaged over each group",
+        replace=(
+            RETURN,
+            "        B, h, Tq, Tk = weights.shape\n"
+            "        weights = weights.view(B, self.num_kv_heads, group, Tq, Tk).mean(2)\n" + RETURN,
+        ),
+        hint=("one map per query head",),
+    ),
+    Answer(
+        "grouped_query_attention",
+        "a (B, Tq, Tk) mask without a head axis",
+        replace=(UNSQUEEZE, "            pass"),
+        hint=("(B, 1, Tq, Tk)",),
+    ),
+    Answer(
+        "grouped_query_attention",
+        "the mask changed in place",
+        replace=(UNSQUEEZE, "            mask = mask.unsqueeze_(1)"),
+        hint=("unsqueeze_",),
+    ),
+    Answer(
+        "grouped_query_attention",
+        "NaN for a fully masked query",
+        replace=attention_by_hand("k.size(-1)"),
+        hint=("never NaN",),
+    ),
+    Answer(
+        "grouped_query_attention",
+        "-1e9 fill: uniform weights for a fully masked query",
+        replace=attention_by_hand("k.size(-1)", fill="-1e9"),
+        hint=("zero weights",),
+    ),
+    Answer("grouped_query_attention", "bias ignored", replace=("bias=bias)", "bias=True)"), hint=("bias=bias",)),
+    Answer("grouped_query_attention", "no check of num_kv_heads", replace=(KV_CHECK, ""), hint=("ValueError",)),
+    Answer(
+        "grouped_query_attention",
+        "d_model % num_kv_heads checked instead",
+        replace=(KV_CHECK, KV_CHECK.replace("num_heads % num_kv_heads", "d_model % num_kv_heads")),
+        hint=("ValueError",),
+    ),
+    Answer(
+        "grouped_query_attention",
+        "values from key",
+        replace=("split_heads(self.w_v(value), self.num_kv_heads)", "split_heads(self.w_v(key), self.num_kv_heads)"),
+        hint=("w_v",),
+    ),
+    Answer(
+        "grouped_query_attention",
+        "output detached",
+        replace=(RETURN, "        return self.w_o(merge_heads(out)).detach(), weights"),
+        hint=("detach",),
+    ),
+    # ------------------------------------------------------------------------------ correct
+    Answer(
+        "grouped_query_attention",
+        "each group's query heads stacked along the query axis (tinyformer.gqa's way)",
+        code=GQA_CLASS
+        + """
+    def forward(self, query, key, value, mask=None):
+        B, Tq, _ = query.shape
+        g = self.h // self.h_kv
+        q = split_heads(self.w_q(query), self.h).reshape(B, self.h_kv, g * Tq, self.d)
+        k, v = split_heads(self.w_k(key), self.h_kv), split_heads(self.w_v(value), self.h_kv)
+        if mask is not None:
+            if mask.dim() == 3:
+                mask = mask.unsqueeze(1)
+            while mask.dim() < 4:
+                mask = mask.unsqueeze(0)
+            mb, mh, _, tk = mask.shape
+            mask = mask.expand(mb, mh, Tq, tk).repeat(1, 1, g, 1)  # one copy per query head of a group
+        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        out = out.reshape(B, self.h, Tq, self.d)
+        return self.w_o(merge_heads(out)), weights.reshape(B, self.h, Tq, -1)
+""",
+        correct=True,
+    ),
+    Answer(
+        "grouped_query_attention",
+        "key/value heads expanded per group, then attention written out",
+        code=GQA_CLASS
+        + """
+    def forward(self, query, key, value, mask=None):
+        B, Tq, D = query.shape
+        Tk = key.shape[1]
+        g = self.h // self.h_kv
+        q = self.w_q(query).view(B, Tq, self.h, self.d).permute(0, 2, 1, 3)
+        k = self.w_k(key).view(B, Tk, self.h_kv, 1, self.d).expand(B, Tk, self.h_kv, g, self.d)
+        v = self.w_v(value).view(B, Tk, self.h_kv, 1, self.d).expand(B, Tk, self.h_kv, g, self.d)
+        k = k.reshape(B, Tk, self.h, self.d).permute(0, 2, 1, 3)
+        v = v.reshape(B, Tk, self.h, self.d).permute(0, 2, 1, 3)
+        scores = q @ k.transpose(-1, -2) / self.d ** 0.5
+        if mask is not None:
+            mask = mask[:, None] if mask.dim() == 3 else mask
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+        out = (weights @ v).permute(0, 2, 1, 3).reshape(B, Tq, D)
+        return self.w_o(out), weights
+""",
+        correct=True,
+    ),
+    Answer(
+        "grouped_query_attention",
+        "a loop over the query heads",
+        code=GQA_CLASS
+        + """
+    def forward(self, query, key, value, mask=None):
+        if mask is not None and mask.dim() == 3:
+            mask = mask.unsqueeze(1)
+        outputs, weights = [], []
+        for i in range(self.h):
+            j = i // (self.h // self.h_kv)  # the key/value head of query head i
+            q = self.w_q(query)[..., i * self.d:(i + 1) * self.d]
+            k = self.w_k(key)[..., j * self.d:(j + 1) * self.d]
+            v = self.w_v(value)[..., j * self.d:(j + 1) * self.d]
+            m = None if mask is None else mask[:, min(i, mask.size(1) - 1)] if mask.dim() == 4 else mask
+            out, w = scaled_dot_product_attention(q, k, v, m)
+            outputs.append(out)
+            weights.append(w.expand(q.size(0), *w.shape[-2:]))
+        return self.w_o(torch.cat(outputs, dim=-1)), torch.stack(weights, dim=1)
+""",
+        correct=True,
+    ),
+]
+
+# ---------------------------------------------------------------------------------------------- online softmax
+SUM = "        running_sum = running_sum * rescale + exps.sum(dim=-1, keepdim=True)"
+OUT = "        running_out = running_out * rescale + exps @ v[..., start:end, :]"
+SHIFT = '        shift = torch.where(new_max == float("-inf"), 0.0, new_max)'
+FINAL = "    return (running_out / running_sum.clamp(min=1.0)).to(dtype)"
+LOOP = "    for start in range(0, k.size(-2), block_size):"
+SCORES = "        scores = q @ k[..., start:end, :].transpose(-2, -1)  # (..., Tq, block): this block's scores only"
+
+ONLINE = [
+    Answer(
+        "online_softmax_attention",
+        "no rescaling of what was summed",
+        replace=[
+            (SUM, "        running_sum = running_sum + exps.sum(dim=-1, keepdim=True)"),
+            (OUT, "        running_out = running_out + exps @ v[..., start:end, :]"),
+        ],
+        hint=("exp(m - m')",),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "the running sum rescaled, not the output",
+        replace=(OUT, "        running_out = running_out + exps @ v[..., start:end, :]"),
+        hint=("exp(m - m')",),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "the maximum of the first block kept",
+        code="""
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    dtype = q.dtype
+    q, k, v = q.float(), k.float(), v.float()
+    scale = q.shape[-1] ** -0.5
+    m = total = out = None
+    for start in range(0, k.shape[-2], block_size):
+        s = q @ k[..., start:start + block_size, :].transpose(-2, -1) * scale
+        if mask is not None:
+            s = s.masked_fill(~mask[..., start:start + block_size], float("-inf"))
+        if m is None:
+            m = s.amax(-1, keepdim=True).clamp(min=-1e30)  # the first block's maximum, kept for every block
+        e = torch.exp(s - m)
+        total = e.sum(-1, keepdim=True) if total is None else total + e.sum(-1, keepdim=True)
+        out = e @ v[..., start:start + block_size, :] if out is None else out + e @ v[..., start:start + block_size, :]
+    return torch.where(total > 0, out / total.clamp(min=1e-30), 0.0).to(dtype)
+""",
+        hint=("running maximum",),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "no maximum subtracted",
+        replace=[(SHIFT, "        shift = 0.0"), ("torch.exp(running_max - shift)", "1.0")],
+        hint=("running maximum",),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "NaN before the first allowed key",
+        replace=(SHIFT, "        shift = new_max"),
+        hint=("-inf",),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "0 / 0 for a fully masked query",
+        replace=(FINAL, "    return (running_out / running_sum).to(dtype)"),
+        hint=("zero output",),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "the whole score matrix, cut into blocks afterwards",
+        replace=[
+            (LOOP, "    every_score = q @ k.transpose(-2, -1)  # (..., Tq, Tk)\n" + LOOP),
+            (SCORES, "        scores = every_score[..., start:end]"),
+        ],
+        hint=("one block of keys at a time",),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "PyTorch's attention, blocks ignored",
+        code="""
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask).to(q.dtype)
+""",
+        hint=("one block of keys at a time",),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "the last, shorter block never read",
+        replace=(LOOP, "    for start in range(0, k.size(-2) - block_size + 1, block_size):"),
+        hint=("never read",),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "scores divided by sqrt(d_v)",
+        replace=("q = q.to(compute) / math.sqrt(q.size(-1))", "q = q.to(compute) / math.sqrt(v.size(-1))"),
+        hint=("sqrt(d_k)",),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "the whole mask in every block",
+        replace=("scores.masked_fill(~mask[..., start:end], ", "scores.masked_fill(~mask, "),
+        hint=("mask[..., start:end]",),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "float32 out for float16 in",
+        replace=(FINAL, "    return running_out / running_sum.clamp(min=1.0)"),
+        hint=("q's dtype",),
+    ),
+    # ------------------------------------------------------------------------------ correct
+    Answer(
+        "online_softmax_attention",
+        "log-sum-exp of every block, merged with logaddexp",
+        code="""
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    dtype = q.dtype
+    q, k, v = (t.double() if t.dtype == torch.float64 else t.float() for t in (q, k, v))
+    scale = q.shape[-1] ** -0.5
+    out = lse = None
+    for start in range(0, k.shape[-2], block_size):
+        s = torch.matmul(q, k[..., start:start + block_size, :].mT) * scale
+        if mask is not None:
+            s = s.masked_fill(mask[..., start:start + block_size].logical_not(), -math.inf)
+        block_lse = torch.logsumexp(s, dim=-1, keepdim=True)  # -inf where the block allows nothing
+        block_out = torch.exp(s - block_lse.nan_to_num(neginf=0.0)) @ v[..., start:start + block_size, :]
+        if out is None:
+            out, lse = block_out, block_lse
+            continue
+        new = torch.logaddexp(lse, block_lse)
+        safe = new.nan_to_num(neginf=0.0)
+        out = out * torch.exp(lse - safe) + block_out * torch.exp(block_lse - safe)
+        lse = new
+    return out.to(dtype)
+""",
+        correct=True,
+    ),
+    Answer(
+        "online_softmax_attention",
+        "torch.split into blocks, einsum, and explicit guards",
+        code="""
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    out_dtype = q.dtype
+    work = torch.float64 if q.dtype == torch.float64 else torch.float32
+    q, k, v = q.to(work), k.to(work), v.to(work)
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    blocks = math.ceil(k.shape[-2] / block_size)
+    masks = [None] * blocks if mask is None else mask.split(block_size, dim=-1)
+    m = l = acc = None
+    for k_blk, v_blk, mask_blk in zip(k.split(block_size, dim=-2), v.split(block_size, dim=-2), masks):
+        s = torch.einsum("...qd,...kd->...qk", q, k_blk) * scale
+        if mask_blk is not None:
+            s = torch.where(mask_blk, s, torch.tensor(float("-inf"), dtype=work))
+        blk_max = s.max(dim=-1, keepdim=True).values
+        if m is None:
+            m = torch.full_like(blk_max, float("-inf"))
+            l = torch.zeros_like(blk_max)
+            acc = torch.zeros(*blk_max.shape[:-1], v.shape[-1], dtype=work)
+        m_new = torch.max(m, blk_max)
+        finite = torch.isfinite(m_new)
+        m_safe = torch.where(finite, m_new, torch.zeros_like(m_new))
+        alpha = torch.where(finite, torch.exp(m - m_safe), torch.zeros_like(m_new))
+        p = torch.exp(s - m_safe)
+        l = alpha * l + p.sum(-1, keepdim=True)
+        acc = alpha * acc + torch.einsum("...qk,...kd->...qd", p, v_blk)
+        m = m_new
+    return torch.where(l > 0, acc / torch.where(l > 0, l, torch.ones_like(l)), torch.zeros_like(acc)).to(out_dtype)
+""",
+        correct=True,
+    ),
+]
+
+# ---------------------------------------------------------------------------------------------- head_importance
+EVAL = "    model.eval()  # dropout off: a head's score must not depend on a random draw"
+GATES = "    gates = torch.ones(model.num_layers, model.num_heads, requires_grad=True)"
+LOSS = "            loss = F.cross_entropy(model(inputs, head_mask=gates), targets)  # the batch's mean loss"
+GRAD = "            (gradient,) = torch.autograd.grad(loss, gates)  # the gates' gradient only: no parameter's .grad"
+ADD = "            total += gradient.abs()  # abs first: a head that helps one batch and hurts another is not idle"
+RESTORE = "        model.train(was_training)"
+RESULT = "    return total / count"
+
+HEADS = [
+    Answer(
+        "head_importance",
+        "abs of the averaged gradient",
+        replace=[(ADD, "            total += gradient"), (RESULT, "    return (total / count).abs()")],
+        hint=("absolute value of each batch",),
+    ),
+    Answer(
+        "head_importance", "no absolute value", replace=(ADD, "            total += gradient"), hint=("absolute value",)
+    ),
+    Answer(
+        "head_importance",
+        "a sum over the batches",
+        replace=(RESULT, "    return total"),
+        hint=("divide by their number",),
+    ),
+    Answer(
+        "head_importance",
+        "the last batch only",
+        replace=[(ADD, "            total = gradient.abs()"), (RESULT, "    return total")],
+        hint=("all the batches",),
+    ),
+    Answer("head_importance", "in train mode", replace=(EVAL, ""), hint=("eval mode",)),
+    Answer(
+        "head_importance",
+        "gates of zeros",
+        replace=(GATES, "    gates = torch.zeros(model.num_layers, model.num_heads, requires_grad=True)"),
+        hint=("gates of ones",),
+    ),
+    Answer(
+        "head_importance",
+        "loss.backward() leaves gradients on the parameters",
+        replace=(
+            GRAD,
+            "            loss.backward()\n            gradient = gates.grad.clone()\n            gates.grad = None",
+        ),
+        hint=(".grad",),
+    ),
+    Answer(
+        "head_importance",
+        "zero_grad after backward",
+        replace=(
+            GRAD,
+            "            loss.backward()\n            gradient = gates.grad.clone()\n"
+            "            gates.grad = None\n            model.zero_grad()",
+        ),
+        hint=(".grad",),
+    ),
+    Answer("head_importance", "mode not restored", replace=(RESTORE, "        pass"), hint=("mode it was in",)),
+    Answer(
+        "head_importance",
+        "train mode at the end, always",
+        replace=(RESTORE, "        model.train()"),
+        hint=("eval mode here",),
+    ),
+    Answer(
+        "head_importance",
+        "normalised per layer",
+        replace=(RESULT, "    scores = total / count\n    return scores / scores.norm(dim=-1, keepdim=True)"),
+        hint=("without normalising",),
+    ),
+    Answer(
+        "head_importance",
+        "the loss summed over each batch",
+        replace=(LOSS, "            loss = F.cross_entropy(model(inputs, head_mask=gates), targets, reduction='sum')"),
+        hint=("mean cross-entropy",),
+    ),
+    Answer(
+        "head_importance",
+        "batches weighted by their sizes",
+        replace=[
+            (ADD, "            total += gradient.abs() * len(targets)"),
+            ("            count += 1", "            count += len(targets)"),
+        ],
+        hint=("counts once",),
+    ),
+    Answer(
+        "head_importance", "len(batches)", replace=(RESULT, "    return total / len(batches)"), hint=("any iterable",)
+    ),
+    Answer(
+        "head_importance",
+        "a result that still requires grad",
+        replace=[
+            (GRAD, "            (gradient,) = torch.autograd.grad(loss, gates, create_graph=True)"),
+            ("    total, count = torch.zeros(", "    total, count = 0 * gates + torch.zeros("),
+        ],
+        hint=("detached",),
+    ),
+    Answer(
+        "head_importance",
+        "the parameters' gradients saved without a copy, then put back",
+        code="""
+def head_importance(model, batches):
+    was_training = model.training
+    saved = [(p, p.grad) for p in model.parameters()]  # the same tensors that backward() adds into
+    model.eval()
+    total, count = 0, 0
+    for inputs, targets in batches:
+        gates = torch.ones(model.num_layers, model.num_heads, requires_grad=True)
+        F.cross_entropy(model(inputs, head_mask=gates), targets).backward()
+        total, count = total + gates.grad.abs(), count + 1
+    for p, grad in saved:
+        p.grad = grad
+    model.train(was_training)
+    return total / count
+""",
+        hint=(".grad",),
+    ),
+    Answer(
+        "head_importance",
+        "torch.func.grad, not detached",
+        code="""
+from torch.func import grad
+
+
+def head_importance(model, batches):
+    was_training = model.training
+    model.eval()
+    scores = [grad(lambda gates: F.cross_entropy(model(x, head_mask=gates), y))(
+        torch.ones(model.num_layers, model.num_heads)).abs() for x, y in batches]
+    model.train(was_training)
+    return torch.stack(scores).mean(0)
+""",
+        hint=("detached",),
+    ),
+    # ------------------------------------------------------------------------------ correct
+    Answer(
+        "head_importance",
+        "finite differences on a float64 copy",
+        code="""
+import copy
+
+
+def head_importance(model, batches, eps=1e-6):
+    twin = copy.deepcopy(model).double().eval()
+    shape = (model.num_layers, model.num_heads)
+    total, count = torch.zeros(shape, dtype=torch.float64), 0
+    with torch.no_grad():
+        for inputs, targets in batches:
+            for index in range(shape[0] * shape[1]):
+                up, down = torch.ones(shape, dtype=torch.float64), torch.ones(shape, dtype=torch.float64)
+                up.view(-1)[index] += eps
+                down.view(-1)[index] -= eps
+                change = F.cross_entropy(twin(inputs, head_mask=up), targets) - F.cross_entropy(
+                    twin(inputs, head_mask=down), targets)
+                total.view(-1)[index] += abs(change.item()) / (2 * eps)
+            count += 1
+    return (total / count).float()
+""",
+        correct=True,
+    ),
+    Answer(
+        "head_importance",
+        "backward with the parameters' gradients saved and put back",
+        code="""
+def head_importance(model, batches):
+    modes = [(module, module.training) for module in model.modules()]
+    saved = [(p, None if p.grad is None else p.grad.clone()) for p in model.parameters()]
+    model.eval()
+    per_batch = []
+    for inputs, targets in batches:
+        gates = torch.ones(model.num_layers, model.num_heads, requires_grad=True)
+        F.cross_entropy(model(inputs, head_mask=gates), targets).backward()
+        per_batch.append(gates.grad.abs())
+    for p, grad in saved:
+        p.grad = grad
+    for module, training in modes:
+        module.training = training
+    return torch.stack(per_batch).mean(dim=0)
+""",
+        correct=True,
+    ),
+    Answer(
+        "head_importance",
+        "torch.func.grad",
+        code="""
+from torch.func import grad
+
+
+def head_importance(model, batches):
+    was_training = model.training
+    model.eval()
+    scores = []
+    try:
+        for inputs, targets in batches:
+            loss_of = lambda gates: F.cross_entropy(model(inputs, head_mask=gates), targets)
+            scores.append(grad(loss_of)(torch.ones(model.num_layers, model.num_heads)).detach().abs())
+    finally:
+        model.train(was_training)
+    return sum(scores) / len(scores)
+""",
+        correct=True,
+    ),
+]
+
+ANSWERS = MASK_TOKENS + GQA + ONLINE + HEADS
