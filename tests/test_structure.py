@@ -31,7 +31,7 @@ TINYFORMER_ORDER = [
 ]
 # What chapters and labs import (and probe cells, in the grader's kernels); the rest of coursekit
 # (labs, grading, authoring, course, nbgrader_export) is the repository's tooling.
-NOTEBOOK_SIDE = ["checks", "plots", "widgets", "notebook", "probe"]
+NOTEBOOK_SIDE = ["checks", "plots", "widgets", "notebook", "probe", "memory"]
 TOOLS = ["labs", "grading", "authoring", "course", "nbgrader_export", "__main__"]
 LAYOUT_WORDS = ("__file__", "solutions", "_config.yml", "labs/", "chapters/")
 
