@@ -20,6 +20,7 @@ TINYFORMER_ORDER = [
     "decoding",
     "model",
     "data",
+    "lookup",  # chapter 1's two-lookup task (a toy task, like data's)
     "train",
     # chapter 6: multi-head attention in large language models
     "toylang",
@@ -27,7 +28,9 @@ TINYFORMER_ORDER = [
     "gqa",
     "online_softmax",
     "lm",
+    "sampling",
     "heads",
+    "pruning",
 ]
 # What chapters and labs import (and probe cells, in the grader's kernels); the rest of coursekit
 # (labs, grading, authoring, course, nbgrader_export) is the repository's tooling.
