@@ -481,7 +481,7 @@ def online_softmax_attention(q, k, v, mask=None, block_size=64):
 def online_softmax_attention(q, k, v, mask=None, block_size=64):
     return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask).to(q.dtype)
 """,
-        hint=("one block of keys at a time",),
+        hint=("scaled_dot_product_attention", "fused kernel"),
     ),
     Answer(
         "online_softmax_attention",
