@@ -63,3 +63,19 @@ def test_a_grading_environment_without_ipykernel_or_psutil_is_refused(monkeypatc
     monkeypatch.setenv("COURSEKIT_COURSE", str(ROOT))  # main() sets it from --course; restored afterwards
     assert main(["grade", "lab1", str(ROOT / "solutions" / "lab1_attention.ipynb"), "--course", str(ROOT)]) == 2
     assert "cannot grade" in capsys.readouterr().err
+
+
+def test_the_instructors_table_of_points_is_the_labs_metadata():
+    """docs/instructors.md lists every lab's exercises and points: the same as the notebooks say."""
+    rows = {}
+    for line in (ROOT / "docs" / "instructors.md").read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`lab"):
+            exercises = [item.rsplit(" ", 1) for item in cells[1].split(", ")]
+            rows[cells[0].strip("`")] = ([(name.strip("`"), int(points)) for name, points in exercises], int(cells[2]))
+    expected = {}
+    for name in grade.lab_names():
+        lab = grade.load_lab(name)
+        exercises = [(exercise.name, exercise.points) for exercise in lab.exercises]
+        expected[name] = (exercises, sum(points for _, points in exercises))
+    assert rows == expected
