@@ -20,6 +20,7 @@ from tinyformer.pruning import (
     order_by_importance,
     pruning_curve,
     random_order,
+    remembering,
     single_head_ablations,
 )
 
@@ -112,3 +113,20 @@ def test_ablated_fixes_the_gates_of_an_encoder_decoder():
     assert torch.equal(ablated(src, tgt_in), model(src, tgt_in, head_masks=masks))
     assert list(ablated.parameters()) == list(model.parameters())  # shared, not copied
     assert not torch.allclose(ablated(src, tgt_in), model(src, tgt_in))
+
+
+def test_remembering_computes_each_mask_once():
+    calls = []
+
+    def score(mask):
+        calls.append(mask)
+        return 0.0 if mask is None else float(mask.sum())
+
+    remembered = remembering(score)
+    curves = [pruning_curve(remembered, random_order(2, 2, torch.Generator().manual_seed(s)), 2, 2) for s in range(6)]
+    assert all(curve[0] == 4.0 and curve[-1] == 0.0 for curve in curves)
+    masks = [tuple(m.flatten().tolist()) for m in calls if m is not None]
+    assert len(masks) == len(set(masks)) <= 2**4  # never the same mask twice
+    assert remembered(None) == remembered(None) == 0.0 and sum(m is None for m in calls) == 1
+    assert remembered(torch.ones(2, 2)) == 4.0  # the same gates, another tensor: remembered
+    assert sum(m is not None and m.sum() == 4 for m in calls) == 1

@@ -50,6 +50,24 @@ def pruning_curve(score, order, num_layers, num_heads):
     return [score(head_mask_without(num_layers, num_heads, order[:k])) for k in range(len(order) + 1)]
 
 
+def remembering(score):
+    """``score`` that remembers its result for every head mask it was given.
+
+    Pruning curves ask for the same masks again and again (every curve starts with all heads,
+    ends with none, and its first step is a single-head ablation); a deterministic score need
+    not be recomputed. ``None`` (no mask) is remembered as gates of ones would be, separately.
+    """
+    results = {}
+
+    def remembered(gates):
+        key = None if gates is None else (tuple(gates.shape), tuple(gates.flatten().tolist()))
+        if key not in results:
+            results[key] = score(gates)
+        return results[key]
+
+    return remembered
+
+
 def single_head_ablations(score, num_layers, num_heads):
     """``(num_layers, num_heads)`` tensor: the score with each head switched off alone."""
     result = torch.empty(num_layers, num_heads)
