@@ -109,6 +109,33 @@ def test_exceptions_bounds_and_rows():
     assert "2 of 4 rows right" in _pair(targets, half, rows_at_least=0.75, expected=targets).difference
 
 
+def test_messages_say_what_happened_in_the_learners_words():
+    assert _pair(2, {"raised": "NotImplementedError"}).difference == "v: not answered (NotImplementedError)"
+    assert (
+        _pair(0.5, {"raised": "NotImplementedError"}, at_most=1).difference == "v: not answered (NotImplementedError)"
+    )
+    stub = {"raised": "NotImplementedError"}
+    assert _pair(stub, stub).passed  # an exercise whose contract is to raise it
+    raised = {"raised": "ValueError", "mentions": [True]}
+    assert "but nothing was raised (the call returned str 'Thing')" in _pair(raised, "Thing").difference
+    assert "expected ValueError raised, got TypeError raised" in _pair(raised, {"raised": "TypeError"}).difference
+    # A band is stated as one, with the measured value.
+    assert "got 0.85, expected between 0.78 and 0.82" in _pair(0.8, 0.85, at_least=0.78, at_most=0.82).difference
+    assert "got 0.7, expected at least 0.78" in _pair(0.8, 0.7, at_least=0.78).difference
+    # The learner's items where none should be are named (never the reference's).
+    assert "expected none, got 2: [0, 2]" in _pair([], [0, 2]).difference
+    assert "(9 in all)" in _pair([], list(range(9))).difference
+    assert _pair([1, 2], [1, 2, 3]).difference == "v: expected a sequence of 2, got 3"
+
+
+def test_an_argument_changed_in_place_is_named_by_the_case_the_reference_recorded():
+    reference = records(lambda p: [p.value("f(mask (2, 3))", 1), p.value("g(mask (2, 3))", 2)])
+    learner = records(lambda p: [p.value("f(mask (2, 3))", 1), p.value("g(mask (2, 1, 3))", 2)])
+    verdict = judge(reference, learner)
+    assert verdict.difference.startswith("g(mask (2, 3)): never recorded under this name")
+    assert "in place" in verdict.difference and "unsqueeze_" in verdict.hint
+
+
 def test_missing_extra_and_duplicated_records_fail():
     reference = records(lambda p: [p.value("a", 1), p.value("b", 2)])
     assert not judge(reference, reference[:1]).passed

@@ -14,6 +14,11 @@ from ..probe import ORIGIN_LABEL
 
 DEFAULT_ATOL, DEFAULT_RTOL = 1e-5, 1e-4
 CLOSE_CALL = 0.01  # differences up to this are shown: a precision problem, not a wrong answer
+SHOWN_ITEMS = 4  # of a learner's own list that should be empty: the first few are named
+IN_PLACE_HINT = (
+    "leave the arguments your code receives as they came: build new tensors (x.unsqueeze(1), x.clone(), "
+    "torch.where) rather than changing them in place (x.unsqueeze_(1), x[...] = ..., x += ...)"
+)
 
 
 @dataclass
@@ -41,10 +46,21 @@ def judge(reference, learner):
     expected_labels = [record["label"] for record in reference]
     extra = set(seen) - set(expected_labels)
     if extra:
+        # A label describes the probe's inputs: an answer that changes them in place renames what
+        # comes after. Name the case as the reference recorded it, not as the changed inputs show it.
+        missing = [label for label in expected_labels if label not in seen and label != ORIGIN_LABEL]
+        if missing:
+            return Judgement(
+                False,
+                f"{missing[0]}: never recorded under this name: the probe's own inputs changed while it ran "
+                "(does your code change its arguments in place?)",
+                IN_PLACE_HINT,
+            )
         return Judgement(
             False,
             f"{sorted(extra)[0]}: a record the grader did not ask for (the probe's own inputs changed "
             "while it ran: does your code change its arguments in place?)",
+            IN_PLACE_HINT,
         )
     for wanted in reference:
         label, rule = wanted["label"], wanted.get("rule") or {}
@@ -113,17 +129,31 @@ def describe(data, values=True):
     return f"{type(data).__name__} {data!r}"
 
 
+def _unanswered(got, expected):
+    """The lab's stub still in place: its ``NotImplementedError`` where the reference answered."""
+    return (
+        isinstance(got, dict)
+        and got.get("raised") == "NotImplementedError"
+        and not (isinstance(expected, dict) and expected.get("raised") == "NotImplementedError")
+    )
+
+
 def compare(got, expected, rule):
     """``""`` when ``got`` agrees with ``expected`` under ``rule``, else what differs."""
     atol, rtol = rule.get("atol", DEFAULT_ATOL), rule.get("rtol", DEFAULT_RTOL)
+    if _unanswered(got, expected):
+        return "not answered (NotImplementedError)"
     if "at_least" in rule or "at_most" in rule:
         if not _is_number(got) or type(got) is bool:
             return f"expected a number, got {describe(got)}"
         value = _float(got)
-        if "at_least" in rule and not value >= rule["at_least"]:
-            return f"got {value:.4g}, expected at least {rule['at_least']:g}"
-        if "at_most" in rule and not value <= rule["at_most"]:
-            return f"got {value:.4g}, expected at most {rule['at_most']:g}"
+        low, high = rule.get("at_least"), rule.get("at_most")
+        if (low is not None and not value >= low) or (high is not None and not value <= high):
+            if low is not None and high is not None:
+                return f"got {value:.4g}, expected between {low:.4g} and {high:.4g}"
+            if low is not None:
+                return f"got {value:.4g}, expected at least {low:g}"
+            return f"got {value:.4g}, expected at most {high:g}"
         return ""
     if "rows_at_least" in rule:
         return _rows(got, rule.get("expected"), rule["rows_at_least"])
@@ -152,7 +182,9 @@ def _same(got, expected, atol, rtol):
             return f"expected {describe(expected, False)}, got {describe(got)}"
         return _same_tensor(got["tensor"], expected["tensor"], atol, rtol)
     if isinstance(expected, dict) and "raised" in expected:  # the lab's text names the exception
-        if not isinstance(got, dict) or got.get("raised") != expected["raised"]:
+        if not (isinstance(got, dict) and "raised" in got):
+            return f"expected {expected['raised']} raised, but nothing was raised (the call returned {describe(got)})"
+        if got.get("raised") != expected["raised"]:
             return f"expected {expected['raised']} raised, got {describe(got)}"
         if got.get("mentions") != expected.get("mentions"):
             return "the error message does not name the values that are wrong"
@@ -168,6 +200,8 @@ def _same(got, expected, atol, rtol):
     if isinstance(expected, list):
         if not isinstance(got, list):
             return f"expected {describe(expected, False)}, got {describe(got)}"
+        if not expected and got:  # the learner's own items, which should not be there, are theirs to see
+            return f"expected none, got {len(got)}: {_items(got)}"
         if len(got) != len(expected):
             return f"expected a sequence of {len(expected)}, got {len(got)}"
         for index, (mine, wanted) in enumerate(zip(got, expected)):
@@ -184,6 +218,14 @@ def _same(got, expected, atol, rtol):
     if got != expected:
         return f"got {describe(got)}, which is not the reference's answer"
     return ""
+
+
+def _items(values):
+    """The first few of a learner's list, as a learner reads them: ``[3, 'b', ...] (12 in all)``."""
+    shown = [repr(item) if _is_number(item) or isinstance(item, str) else describe(item) for item in values]
+    if len(shown) <= SHOWN_ITEMS:
+        return "[" + ", ".join(shown) + "]"
+    return "[" + ", ".join(shown[:SHOWN_ITEMS]) + f", ...] ({len(shown)} in all)"
 
 
 def _same_tensor(mine, wanted, atol, rtol):
