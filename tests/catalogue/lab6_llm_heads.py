@@ -127,6 +127,139 @@ MASK_TOKENS = [
         replace=(LABELS, "    labels = torch.where(chosen, tokens.long(), -100)"),
         hint=("dtype",),
     ),
+    Answer(
+        "mask_tokens",
+        "mask_id left choosable (only special_ids excluded)",
+        code="""
+def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
+    chosen = (torch.rand(tokens.shape, generator=generator) < prob)
+    chosen &= ~torch.isin(tokens, torch.tensor(list(special_ids), dtype=tokens.dtype))
+    how = torch.rand(tokens.shape, generator=generator)
+    allowed = torch.tensor([i for i in range(vocab_size) if i != mask_id and i not in special_ids], dtype=tokens.dtype)
+    random_tokens = allowed[torch.randint(len(allowed), tokens.shape, generator=generator)]
+    inputs = torch.where(chosen & (how < 0.8), torch.full_like(tokens, mask_id), tokens)
+    inputs = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_tokens, inputs)
+    labels = torch.where(chosen, tokens, torch.full_like(tokens, -100))
+    return inputs, labels
+""",
+        hint=("mask_id", "never chosen"),
+    ),  # the stand-in learner's M1_mask_id_choosable
+    Answer(
+        "mask_tokens",
+        "a fixed number per row, round(prob * n) (BERT's original script)",
+        code="""
+def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
+    special = torch.tensor([mask_id, *special_ids], dtype=tokens.dtype)
+    flat = tokens.reshape(-1, tokens.shape[-1]) if tokens.dim() > 0 else tokens.reshape(1, 1)
+    ok = ~torch.isin(flat, special)
+    chosen = torch.zeros_like(ok)
+    for r in range(flat.shape[0]):
+        idx = ok[r].nonzero().squeeze(1)
+        n = int(round(prob * len(idx)))
+        pick = idx[torch.randperm(len(idx), generator=generator)[:n]]
+        chosen[r, pick] = True
+    chosen = chosen.view(tokens.shape)
+    how = torch.rand(tokens.shape, generator=generator)
+    allowed = torch.tensor([i for i in range(vocab_size) if i not in special.tolist()], dtype=tokens.dtype)
+    random_tokens = allowed[torch.randint(len(allowed), tokens.shape, generator=generator)]
+    inputs = torch.where(chosen & (how < 0.8), torch.full_like(tokens, mask_id), tokens)
+    inputs = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_tokens, inputs)
+    labels = torch.where(chosen, tokens, torch.full_like(tokens, -100))
+    return inputs, labels
+""",
+        hint=("on its own", "fixed number per row"),
+    ),  # the stand-in learner's M1_exact_count_per_row
+    Answer(
+        "mask_tokens",
+        "a random token redrawn until it is not the original",
+        code="""
+def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
+    special = torch.tensor([mask_id, *special_ids], dtype=tokens.dtype)
+    chosen = (torch.rand(tokens.shape, generator=generator) < prob) & ~torch.isin(tokens, special)
+    how = torch.rand(tokens.shape, generator=generator)
+    allowed = torch.tensor([i for i in range(vocab_size) if i not in special.tolist()], dtype=tokens.dtype)
+    random_tokens = allowed[torch.randint(len(allowed), tokens.shape, generator=generator)]
+    same = random_tokens == tokens
+    while same.any():
+        random_tokens[same] = allowed[torch.randint(len(allowed), (int(same.sum()),), generator=generator)]
+        same = random_tokens == tokens
+    inputs = torch.where(chosen & (how < 0.8), torch.full_like(tokens, mask_id), tokens)
+    inputs = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_tokens, inputs)
+    labels = torch.where(chosen, tokens, torch.full_like(tokens, -100))
+    return inputs, labels
+""",
+        hint=("may be the original", "uniformly"),
+    ),  # the stand-in learner's M1_random_not_original
+    Answer(
+        "mask_tokens",
+        "a special id drawn falls back to the original token",
+        code="""
+def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
+    special = torch.tensor([mask_id, *special_ids], dtype=tokens.dtype)
+    chosen = (torch.rand(tokens.shape, generator=generator) < prob) & ~torch.isin(tokens, special)
+    how = torch.rand(tokens.shape, generator=generator)
+    random_tokens = torch.randint(vocab_size, tokens.shape, generator=generator, dtype=tokens.dtype)
+    random_tokens = torch.where(torch.isin(random_tokens, special), tokens, random_tokens)
+    inputs = torch.where(chosen & (how < 0.8), torch.full_like(tokens, mask_id), tokens)
+    inputs = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_tokens, inputs)
+    labels = torch.where(chosen, tokens, torch.full_like(tokens, -100))
+    return inputs, labels
+""",
+        hint=("uniformly", "original"),
+    ),  # the stand-in learner's M1_specials_to_original
+    Answer(
+        "mask_tokens",
+        "three separate draws with prob x 0.8, prob x 0.1, prob x 0.1",
+        code="""
+def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
+    special = torch.tensor([mask_id, *special_ids], dtype=tokens.dtype)
+    ordinary = ~torch.isin(tokens, special)
+    masked = (torch.rand(tokens.shape, generator=generator) < prob * 0.8) & ordinary
+    randomised = (torch.rand(tokens.shape, generator=generator) < prob * 0.1) & ordinary & ~masked
+    kept = (torch.rand(tokens.shape, generator=generator) < prob * 0.1) & ordinary & ~masked & ~randomised
+    allowed = torch.tensor([i for i in range(vocab_size) if i not in special.tolist()], dtype=tokens.dtype)
+    random_tokens = allowed[torch.randint(len(allowed), tokens.shape, generator=generator)]
+    inputs = torch.where(masked, torch.full_like(tokens, mask_id), tokens)
+    inputs = torch.where(randomised, random_tokens, inputs)
+    chosen = masked | randomised | kept
+    labels = torch.where(chosen, tokens, torch.full_like(tokens, -100))
+    return inputs, labels
+""",
+        hint=("one draw per chosen position",),
+    ),  # the stand-in learner's M1_prob_split_wrong
+    Answer(
+        "mask_tokens",
+        "random tokens from len(specials) .. vocab_size - 1",
+        code="""
+def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
+    special = torch.tensor([mask_id, *special_ids], dtype=tokens.dtype)
+    chosen = (torch.rand(tokens.shape, generator=generator) < prob) & ~torch.isin(tokens, special)
+    how = torch.rand(tokens.shape, generator=generator)
+    random_tokens = torch.randint(len(special), vocab_size, tokens.shape, generator=generator, dtype=tokens.dtype)
+    inputs = torch.where(chosen & (how < 0.8), torch.full_like(tokens, mask_id), tokens)
+    inputs = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_tokens, inputs)
+    labels = torch.where(chosen, tokens, torch.full_like(tokens, -100))
+    return inputs, labels
+""",
+        hint=("never special",),
+    ),  # the stand-in learner's M1_specials_first
+    Answer(
+        "mask_tokens",
+        "no label for the chosen positions that stay",
+        code="""
+def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
+    special = torch.tensor([mask_id, *special_ids], dtype=tokens.dtype)
+    chosen = (torch.rand(tokens.shape, generator=generator) < prob) & ~torch.isin(tokens, special)
+    how = torch.rand(tokens.shape, generator=generator)
+    allowed = torch.tensor([i for i in range(vocab_size) if i not in special.tolist()], dtype=tokens.dtype)
+    random_tokens = allowed[torch.randint(len(allowed), tokens.shape, generator=generator)]
+    inputs = torch.where(chosen & (how < 0.8), torch.full_like(tokens, mask_id), tokens)
+    inputs = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_tokens, inputs)
+    labels = torch.where(chosen & (how < 0.9), tokens, torch.full_like(tokens, -100))
+    return inputs, labels
+""",
+        hint=("still gets its label",),
+    ),  # the stand-in learner's M1_kept_unlabelled
     # ------------------------------------------------------------------------------ correct
     Answer(
         "mask_tokens",
@@ -329,6 +462,161 @@ GQA = [
         replace=(RETURN, "        return self.w_o(merge_heads(out)).detach(), weights"),
         hint=("detach",),
     ),
+    Answer(
+        "grouped_query_attention",
+        "key/value head i // num_kv_heads (index_select)",
+        code="""
+class GroupedQueryAttention(nn.Module):
+    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"num_heads={num_heads} does not divide d_model={d_model}")
+        if num_heads % num_kv_heads:
+            raise ValueError(f"num_kv_heads={num_kv_heads} does not divide num_heads={num_heads}")
+        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
+        self.d_head = d_model // num_heads
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
+        self.w_v = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(self, query, key, value, mask=None):
+        index = torch.tensor([i // self.num_kv_heads for i in range(self.num_heads)])
+        q = split_heads(self.w_q(query), self.num_heads)
+        k = split_heads(self.w_k(key), self.num_kv_heads).index_select(1, index)
+        v = split_heads(self.w_v(value), self.num_kv_heads).index_select(1, index)
+        if mask is not None and mask.dim() == 3:
+            mask = mask.unsqueeze(1)
+        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.w_o(merge_heads(out)), weights
+""",
+        hint=("i // (num_heads // num_kv_heads)",),
+    ),  # the stand-in learner's M2_group_index_offbyone
+    Answer(
+        "grouped_query_attention",
+        "mask.unsqueeze_(1) without assignment",
+        code="""
+class GroupedQueryAttention(nn.Module):
+    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"num_heads={num_heads} does not divide d_model={d_model}")
+        if num_heads % num_kv_heads:
+            raise ValueError(f"num_kv_heads={num_kv_heads} does not divide num_heads={num_heads}")
+        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
+        self.d_head = d_model // num_heads
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
+        self.w_v = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(self, query, key, value, mask=None):
+        g = self.num_heads // self.num_kv_heads
+        q = split_heads(self.w_q(query), self.num_heads)
+        k = split_heads(self.w_k(key), self.num_kv_heads).repeat_interleave(g, dim=1)
+        v = split_heads(self.w_v(value), self.num_kv_heads).repeat_interleave(g, dim=1)
+        if mask is not None and mask.dim() == 3:
+            mask.unsqueeze_(1)
+        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.w_o(merge_heads(out)), weights
+""",
+        hint=("unsqueeze_",),
+    ),  # the stand-in learner's M2_unsqueeze_inplace
+    Answer(
+        "grouped_query_attention",
+        "only d_model % num_heads checked, numbers not named",
+        code="""
+class GroupedQueryAttention(nn.Module):
+    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError("d_model must be divisible by num_heads")
+        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
+        self.d_head = d_model // num_heads
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
+        self.w_v = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(self, query, key, value, mask=None):
+        g = self.num_heads // self.num_kv_heads
+        q = split_heads(self.w_q(query), self.num_heads)
+        k = split_heads(self.w_k(key), self.num_kv_heads).repeat_interleave(g, dim=1)
+        v = split_heads(self.w_v(value), self.num_kv_heads).repeat_interleave(g, dim=1)
+        if mask is not None and mask.dim() == 3:
+            mask = mask.unsqueeze(1)
+        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.w_o(merge_heads(out)), weights
+""",
+        hint=("ValueError",),
+    ),  # the stand-in learner's M2_valueerror_vague
+    Answer(
+        "grouped_query_attention",
+        "every mask given a head axis, (Tq, Tk) too",
+        code="""
+class GroupedQueryAttention(nn.Module):
+    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"num_heads={num_heads} does not divide d_model={d_model}")
+        if num_heads % num_kv_heads:
+            raise ValueError(f"num_kv_heads={num_kv_heads} does not divide num_heads={num_heads}")
+        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
+        self.d_head = d_model // num_heads
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
+        self.w_v = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(self, query, key, value, mask=None):
+        g = self.num_heads // self.num_kv_heads
+        q = split_heads(self.w_q(query), self.num_heads)
+        k = split_heads(self.w_k(key), self.num_kv_heads).repeat_interleave(g, dim=1)
+        v = split_heads(self.w_v(value), self.num_kv_heads).repeat_interleave(g, dim=1)
+        if mask is not None:
+            mask = mask.unsqueeze(1)
+        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.w_o(merge_heads(out)), weights
+""",
+        hint=("(Tq, Tk) mask",),
+    ),  # the stand-in learner's M2_unsqueeze_always
+    Answer(
+        "grouped_query_attention",
+        "einsum over groups with the query heads viewed as (g, h_kv)",
+        code="""
+class GroupedQueryAttention(nn.Module):
+    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
+        super().__init__()
+        if num_heads % num_kv_heads != 0 or d_model % num_heads != 0:
+            raise ValueError(f"need num_kv_heads ({num_kv_heads}) | num_heads ({num_heads}) | d_model ({d_model})")
+        self.h, self.h_kv, self.d = num_heads, num_kv_heads, d_model // num_heads
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, num_kv_heads * self.d, bias=bias)
+        self.w_v = nn.Linear(d_model, num_kv_heads * self.d, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(self, query, key, value, mask=None):
+        B, Tq, D = query.shape
+        Tk = key.size(1)
+        g = self.h // self.h_kv
+        q = self.w_q(query).view(B, Tq, g, self.h_kv, self.d).permute(0, 3, 2, 1, 4)  # (B, h_kv, g, Tq, d) -- wrong order
+        k = self.w_k(key).view(B, Tk, self.h_kv, self.d).transpose(1, 2)
+        v = self.w_v(value).view(B, Tk, self.h_kv, self.d).transpose(1, 2)
+        scores = torch.einsum("bngqd,bnkd->bngqk", q, k) / math.sqrt(self.d)
+        if mask is not None:
+            if mask.dim() == 3:
+                mask = mask[:, None, None]
+            elif mask.dim() == 4:
+                mask = mask.unsqueeze(2)
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+        out = torch.einsum("bngqk,bnkd->bngqd", weights, v)
+        out = out.permute(0, 3, 2, 1, 4).reshape(B, Tq, D)
+        weights = weights.transpose(1, 2).reshape(B, self.h, Tq, Tk)
+        return self.w_o(out), weights
+""",
+        hint=("i // (num_heads // num_kv_heads)",),
+    ),  # the stand-in learner's M2_group_view_swapped
     # ------------------------------------------------------------------------------ correct
     Answer(
         "grouped_query_attention",
@@ -399,6 +687,121 @@ GQA = [
 """,
         correct=True,
     ),
+    Answer(
+        "grouped_query_attention",
+        "einsum over (h_kv, g) groups, no copies of the keys",
+        code='''
+class GroupedQueryAttention(nn.Module):
+    """einsum over groups: no copies of the keys and values."""
+
+    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
+        super().__init__()
+        if num_heads % num_kv_heads != 0 or d_model % num_heads != 0:
+            raise ValueError(f"need num_kv_heads ({num_kv_heads}) | num_heads ({num_heads}) | d_model ({d_model})")
+        self.h, self.h_kv, self.d = num_heads, num_kv_heads, d_model // num_heads
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, num_kv_heads * self.d, bias=bias)
+        self.w_v = nn.Linear(d_model, num_kv_heads * self.d, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(self, query, key, value, mask=None):
+        B, Tq, D = query.shape
+        Tk = key.size(1)
+        g = self.h // self.h_kv
+        q = self.w_q(query).view(B, Tq, self.h_kv, g, self.d).permute(0, 2, 3, 1, 4)  # (B, h_kv, g, Tq, d)
+        k = self.w_k(key).view(B, Tk, self.h_kv, self.d).transpose(1, 2)  # (B, h_kv, Tk, d)
+        v = self.w_v(value).view(B, Tk, self.h_kv, self.d).transpose(1, 2)
+        scores = torch.einsum("bngqd,bnkd->bngqk", q, k) / math.sqrt(self.d)  # (B, h_kv, g, Tq, Tk)
+        if mask is not None:
+            if mask.dim() == 3:
+                mask = mask[:, None, None]  # (B, 1, 1, Tq, Tk)
+            elif mask.dim() == 4:
+                mask = mask.unsqueeze(2)  # (B, 1, 1, 1, Tk)
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+        out = torch.einsum("bngqk,bnkd->bngqd", weights, v)  # (B, h_kv, g, Tq, d)
+        out = out.permute(0, 3, 1, 2, 4).reshape(B, Tq, D)
+        return self.w_o(out), weights.reshape(B, self.h, Tq, Tk)
+''',
+        correct=True,
+    ),  # the stand-in learner's C2b
+    Answer(
+        "grouped_query_attention",
+        "expand + reshape and a softmax written out",
+        code='''
+class GroupedQueryAttention(nn.Module):
+    """expand + reshape instead of repeat_interleave, manual masked softmax."""
+
+    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model {d_model} is not divisible by num_heads {num_heads}")
+        if num_heads % num_kv_heads:
+            raise ValueError(f"num_heads {num_heads} is not divisible by num_kv_heads {num_kv_heads}")
+        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
+        d_head = d_model // num_heads
+        self.w_q = nn.Linear(d_model, d_model, bias)
+        self.w_k = nn.Linear(d_model, num_kv_heads * d_head, bias)
+        self.w_v = nn.Linear(d_model, num_kv_heads * d_head, bias)
+        self.w_o = nn.Linear(d_model, d_model, bias)
+
+    def _grow(self, x):
+        B, hkv, T, d = x.shape
+        g = self.num_heads // hkv
+        return x[:, :, None].expand(B, hkv, g, T, d).reshape(B, hkv * g, T, d)
+
+    def forward(self, query, key, value, mask=None):
+        q = split_heads(self.w_q(query), self.num_heads)
+        k = self._grow(split_heads(self.w_k(key), self.num_kv_heads))
+        v = self._grow(split_heads(self.w_v(value), self.num_kv_heads))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+        if mask is not None:
+            if mask.dim() == 3:
+                mask = mask[:, None]
+            scores = scores.masked_fill(~mask, float("-inf"))
+        m = scores.amax(-1, keepdim=True)
+        m = torch.where(torch.isinf(m), torch.zeros_like(m), m)
+        e = torch.exp(scores - m)
+        s = e.sum(-1, keepdim=True)
+        weights = torch.where(s > 0, e / s.clamp_min(1e-30), torch.zeros_like(e))
+        return self.w_o(merge_heads(weights @ v)), weights
+''',
+        correct=True,
+    ),  # the stand-in learner's C2c
+    Answer(
+        "grouped_query_attention",
+        "F.scaled_dot_product_attention(enable_gqa=True) for the output, explicit weights",
+        code='''
+class GroupedQueryAttention(nn.Module):
+    """PyTorch's fused kernel for the output, the weights from an explicit softmax."""
+
+    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
+        super().__init__()
+        for big, small, a, b in ((d_model, num_heads, "d_model", "num_heads"),
+                                 (num_heads, num_kv_heads, "num_heads", "num_kv_heads")):
+            if big % small:
+                raise ValueError(f"{b}={small} must divide {a}={big}")
+        self.h, self.h_kv = num_heads, num_kv_heads
+        kv = d_model // num_heads * num_kv_heads
+        self.w_q, self.w_o = nn.Linear(d_model, d_model, bias=bias), nn.Linear(d_model, d_model, bias=bias)
+        self.w_k, self.w_v = nn.Linear(d_model, kv, bias=bias), nn.Linear(d_model, kv, bias=bias)
+
+    def forward(self, query, key, value, mask=None):
+        q = split_heads(self.w_q(query), self.h)
+        k = split_heads(self.w_k(key), self.h_kv)
+        v = split_heads(self.w_v(value), self.h_kv)
+        if mask is not None and mask.dim() == 3:
+            mask = mask[:, None]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+        kk = k.repeat_interleave(self.h // self.h_kv, dim=-3)
+        scores = (q @ kk.transpose(-1, -2)) * q.size(-1) ** -0.5
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(-1).nan_to_num(0.0)
+        return self.w_o(merge_heads(out)), weights
+''',
+        correct=True,
+    ),  # the stand-in learner's C2d
 ]
 
 # ---------------------------------------------------------------------------------------------- online softmax
@@ -507,6 +910,179 @@ def online_softmax_attention(q, k, v, mask=None, block_size=64):
         replace=(FINAL, "    return running_out / running_sum.clamp(min=1.0)"),
         hint=("q's dtype",),
     ),
+    Answer(
+        "online_softmax_attention",
+        "running maximum started at 0",
+        code="""
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    dtype = q.dtype
+    compute = torch.promote_types(dtype, torch.float32)
+    q, k, v = q.to(compute), k.to(compute), v.to(compute)
+    Tk = k.size(-2)
+    scale = q.size(-1) ** -0.5
+    m = torch.zeros(*q.shape[:-1], 1, dtype=compute)
+    l = torch.zeros_like(m)
+    a = torch.zeros(*q.shape[:-1], v.size(-1), dtype=compute)
+    for start in range(0, Tk, block_size):
+        end = min(start + block_size, Tk)
+        s = q @ k[..., start:end, :].transpose(-2, -1) * scale
+        if mask is not None:
+            s = s.masked_fill(~mask[..., start:end], float("-inf"))
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+        p = torch.exp(s - m_new)
+        corr = torch.exp(m - m_new)
+        l = l * corr + p.sum(-1, keepdim=True)
+        a = a * corr + p @ v[..., start:end, :]
+        m = m_new
+    return torch.where(l > 0, a / l, torch.zeros_like(a)).to(dtype)
+""",
+        hint=("-inf",),
+    ),  # the stand-in learner's M3_m_init_zero
+    Answer(
+        "online_softmax_attention",
+        "float16 computed in float16",
+        code="""
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    Tk = k.size(-2)
+    scale = q.size(-1) ** -0.5
+    m = torch.full((*q.shape[:-1], 1), float("-inf"), dtype=q.dtype)
+    l = torch.zeros_like(m)
+    a = torch.zeros(*q.shape[:-1], v.size(-1), dtype=q.dtype)
+    for start in range(0, Tk, block_size):
+        end = min(start + block_size, Tk)
+        s = q @ k[..., start:end, :].transpose(-2, -1) * scale
+        if mask is not None:
+            s = s.masked_fill(~mask[..., start:end], float("-inf"))
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+        shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
+        p = torch.exp(s - shift)
+        corr = torch.exp(m - shift)
+        l = l * corr + p.sum(-1, keepdim=True)
+        a = a * corr + p @ v[..., start:end, :]
+        m = m_new
+    return torch.where(l > 0, a / l, torch.zeros_like(a))
+""",
+        hint=("float32",),
+    ),  # the stand-in learner's M3_fp16_compute
+    Answer(
+        "online_softmax_attention",
+        "masked scores filled with -1e9",
+        code="""
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    dtype = q.dtype
+    compute = torch.promote_types(dtype, torch.float32)
+    q, k, v = q.to(compute), k.to(compute), v.to(compute)
+    Tk = k.size(-2)
+    scale = q.size(-1) ** -0.5
+    m = torch.full((*q.shape[:-1], 1), -1e9, dtype=compute)
+    l = torch.zeros_like(m)
+    a = torch.zeros(*q.shape[:-1], v.size(-1), dtype=compute)
+    for start in range(0, Tk, block_size):
+        end = min(start + block_size, Tk)
+        s = q @ k[..., start:end, :].transpose(-2, -1) * scale
+        if mask is not None:
+            s = s.masked_fill(~mask[..., start:end], -1e9)
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+        p = torch.exp(s - m_new)
+        corr = torch.exp(m - m_new)
+        l = l * corr + p.sum(-1, keepdim=True)
+        a = a * corr + p @ v[..., start:end, :]
+        m = m_new
+    return (a / l).to(dtype)
+""",
+        hint=("-1e9", "-inf"),
+    ),  # the stand-in learner's M3_fill_minus_1e9
+    Answer(
+        "online_softmax_attention",
+        "the output normalised every block, the old sum forgotten",
+        code="""
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    dtype = q.dtype
+    compute = torch.promote_types(dtype, torch.float32)
+    q, k, v = q.to(compute), k.to(compute), v.to(compute)
+    Tk = k.size(-2)
+    scale = q.size(-1) ** -0.5
+    m = torch.full((*q.shape[:-1], 1), float("-inf"), dtype=compute)
+    l = torch.zeros_like(m)
+    o = torch.zeros(*q.shape[:-1], v.size(-1), dtype=compute)
+    for start in range(0, Tk, block_size):
+        end = min(start + block_size, Tk)
+        s = q @ k[..., start:end, :].transpose(-2, -1) * scale
+        if mask is not None:
+            s = s.masked_fill(~mask[..., start:end], float("-inf"))
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+        shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
+        p = torch.exp(s - shift)
+        corr = torch.exp(m - shift)
+        l_new = l * corr + p.sum(-1, keepdim=True)
+        # keeps o normalised, but forgets to multiply the old output by the old sum
+        o = torch.where(l_new > 0, (o * corr + p @ v[..., start:end, :]) / l_new, o)
+        l, m = l_new, m_new
+    return o.to(dtype)
+""",
+        hint=("exp(m - m')",),
+    ),  # the stand-in learner's M3_normalise_per_block
+    Answer(
+        "online_softmax_attention",
+        "the mask sliced as mask[:, start:end]",
+        code="""
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    dtype = q.dtype
+    compute = torch.promote_types(dtype, torch.float32)
+    q, k, v = q.to(compute), k.to(compute), v.to(compute)
+    Tk = k.size(-2)
+    scale = q.size(-1) ** -0.5
+    m = torch.full((*q.shape[:-1], 1), float("-inf"), dtype=compute)
+    l = torch.zeros_like(m)
+    a = torch.zeros(*q.shape[:-1], v.size(-1), dtype=compute)
+    for start in range(0, Tk, block_size):
+        end = min(start + block_size, Tk)
+        s = q @ k[..., start:end, :].transpose(-2, -1) * scale
+        if mask is not None:
+            s = s.masked_fill(~mask[:, start:end], float("-inf"))
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+        shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
+        p = torch.exp(s - shift)
+        corr = torch.exp(m - shift)
+        l = l * corr + p.sum(-1, keepdim=True)
+        a = a * corr + p @ v[..., start:end, :]
+        m = m_new
+    return torch.where(l > 0, a / l, torch.zeros_like(a)).to(dtype)
+""",
+        hint=("mask[..., start:end]",),
+    ),  # the stand-in learner's M3_mask_slice_dim1
+    Answer(
+        "online_softmax_attention",
+        "the whole mask turned into a float bias first",
+        code="""
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    dtype = q.dtype
+    compute = torch.promote_types(dtype, torch.float32)
+    q, k, v = q.to(compute), k.to(compute), v.to(compute)
+    Tk = k.size(-2)
+    scale = q.size(-1) ** -0.5
+    bias = None
+    if mask is not None:
+        bias = torch.zeros(mask.shape, dtype=compute).masked_fill(~mask, float("-inf"))
+    m = torch.full((*q.shape[:-1], 1), float("-inf"), dtype=compute)
+    l = torch.zeros_like(m)
+    a = torch.zeros(*q.shape[:-1], v.size(-1), dtype=compute)
+    for start in range(0, Tk, block_size):
+        end = min(start + block_size, Tk)
+        s = q @ k[..., start:end, :].transpose(-2, -1) * scale
+        if bias is not None:
+            s = s + bias[..., start:end]
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+        shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
+        p = torch.exp(s - shift)
+        corr = torch.exp(m - shift)
+        l = l * corr + p.sum(-1, keepdim=True)
+        a = a * corr + p @ v[..., start:end, :]
+        m = m_new
+    return torch.where(l > 0, a / l, torch.zeros_like(a)).to(dtype)
+""",
+        hint=("float mask",),
+    ),  # the stand-in learner's M3_float_mask
     # ------------------------------------------------------------------------------ correct
     Answer(
         "online_softmax_attention",
@@ -567,6 +1143,65 @@ def online_softmax_attention(q, k, v, mask=None, block_size=64):
 """,
         correct=True,
     ),
+    Answer(
+        "online_softmax_attention",
+        "a while loop, finfo.min as the first maximum, clamp_min",
+        code="""
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    # while loop; the running maximum starts at the smallest finite number instead of -inf
+    out_dtype = q.dtype
+    if q.dtype in (torch.float16, torch.bfloat16):
+        q, k, v = q.float(), k.float(), v.float()
+    low = torch.finfo(q.dtype).min
+    n_keys = k.shape[-2]
+    d_k = q.shape[-1]
+    run_max = torch.full(q.shape[:-1] + (1,), low, dtype=q.dtype)
+    run_sum = torch.zeros(q.shape[:-1] + (1,), dtype=q.dtype)
+    run_out = torch.zeros(q.shape[:-1] + (v.shape[-1],), dtype=q.dtype)
+    start = 0
+    while start < n_keys:
+        kb = k[..., start:start + block_size, :]
+        vb = v[..., start:start + block_size, :]
+        scores = torch.matmul(q, kb.transpose(-1, -2)) / math.sqrt(d_k)
+        if mask is not None:
+            scores = torch.where(mask[..., start:start + block_size], scores, torch.tensor(float("-inf"), dtype=q.dtype))
+        new_max = torch.maximum(run_max, scores.max(dim=-1, keepdim=True).values)
+        factor = torch.exp(run_max - new_max)
+        e = torch.exp(scores - new_max)
+        run_sum = run_sum * factor + e.sum(dim=-1, keepdim=True)
+        run_out = run_out * factor + torch.matmul(e, vb)
+        run_max = new_max
+        start += block_size
+    result = run_out / run_sum.clamp_min(torch.finfo(q.dtype).tiny)
+    return result.to(out_dtype)
+""",
+        correct=True,
+    ),  # the stand-in learner's C3b
+    Answer(
+        "online_softmax_attention",
+        "a running log-sum-exp and an output always normalised",
+        code="""
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    # FlashAttention-2 style: a running log-sum-exp and an output that is always normalised
+    dtype = q.dtype
+    work = torch.float64 if dtype == torch.float64 else torch.float32
+    q, k, v = q.to(work), k.to(work), v.to(work)
+    q = q / math.sqrt(q.size(-1))
+    lse = torch.full(q.shape[:-1], float("-inf"), dtype=work)  # (..., Tq)
+    o = torch.zeros(*q.shape[:-1], v.size(-1), dtype=work)
+    for kb, vb, idx in zip(k.split(block_size, dim=-2), v.split(block_size, dim=-2),
+                           torch.arange(k.size(-2)).split(block_size)):
+        s = q @ kb.transpose(-2, -1)
+        if mask is not None:
+            s = s.masked_fill(~mask.index_select(-1, idx), float("-inf"))
+        new_lse = torch.logaddexp(lse, torch.logsumexp(s, dim=-1))
+        safe = torch.where(torch.isinf(new_lse), torch.zeros_like(new_lse), new_lse)[..., None]
+        o = o * torch.exp(lse[..., None] - safe) + torch.exp(s - safe) @ vb
+        lse = new_lse
+    return o.to(dtype)
+""",
+        correct=True,
+    ),  # the stand-in learner's C3c
 ]
 
 # ---------------------------------------------------------------------------------------------- head_importance
@@ -703,6 +1338,107 @@ def head_importance(model, batches):
 """,
         hint=("detached",),
     ),
+    Answer(
+        "head_importance",
+        "parameters frozen, never unfrozen",
+        code="""
+def head_importance(model, batches):
+    was_training = model.training
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    grads = []
+    for inputs, targets in batches:
+        gates = torch.ones(model.num_layers, model.num_heads, requires_grad=True)
+        F.cross_entropy(model(inputs, head_mask=gates), targets).backward()
+        grads.append(gates.grad.abs())
+    model.train(was_training)
+    return torch.stack(grads).mean(0)
+""",
+        hint=("requires_grad",),
+    ),  # the stand-in learner's M4_frozen_forever
+    Answer(
+        "head_importance",
+        "model.training = was_training (the submodules stay in eval mode)",
+        code="""
+def head_importance(model, batches):
+    was_training = model.training
+    model.eval()
+    total = torch.zeros(model.num_layers, model.num_heads)
+    count = 0
+    for inputs, targets in batches:
+        gates = torch.ones(model.num_layers, model.num_heads, requires_grad=True)
+        loss = F.cross_entropy(model(inputs, head_mask=gates), targets)
+        (grad,) = torch.autograd.grad(loss, gates)
+        total += grad.abs()
+        count += 1
+    model.training = was_training
+    return total / count
+""",
+        hint=("model.train(",),
+    ),  # the stand-in learner's M4_toplevel_flag
+    Answer(
+        "head_importance",
+        "one gate tensor whose .grad adds up over the batches",
+        code="""
+def head_importance(model, batches):
+    was_training = model.training
+    model.eval()
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    gates = torch.ones(model.num_layers, model.num_heads, requires_grad=True)
+    n = 0
+    for inputs, targets in batches:
+        F.cross_entropy(model(inputs, head_mask=gates), targets).backward()
+        n += 1
+    for p in frozen:
+        p.requires_grad_(True)
+    model.train(was_training)
+    return gates.grad.abs() / n
+""",
+        hint=("absolute value of each batch",),
+    ),  # the stand-in learner's M4_gate_grad_accumulates
+    Answer(
+        "head_importance",
+        "absolute value per sentence, not per batch",
+        code="""
+def head_importance(model, batches):
+    was_training = model.training
+    model.eval()
+    per_batch = []
+    for inputs, targets in batches:
+        scores = torch.zeros(model.num_layers, model.num_heads)
+        for i in range(len(targets)):
+            gates = torch.ones(model.num_layers, model.num_heads, requires_grad=True)
+            loss = F.cross_entropy(model(inputs[i:i + 1], head_mask=gates), targets[i:i + 1])
+            (grad,) = torch.autograd.grad(loss, gates)
+            scores += grad.abs()
+        per_batch.append(scores / len(targets))
+    model.train(was_training)
+    return torch.stack(per_batch).mean(0)
+""",
+        hint=("each sentence's",),
+    ),  # the stand-in learner's M4_per_example_abs
+    Answer(
+        "head_importance",
+        "gates in float64: float64 scores",
+        code="""
+def head_importance(model, batches):
+    was_training = model.training
+    model.eval()
+    total, count = 0, 0
+    for inputs, targets in batches:
+        gates = torch.ones(model.num_layers, model.num_heads, dtype=torch.float64, requires_grad=True)
+        loss = F.cross_entropy(model(inputs, head_mask=gates), targets)
+        (grad,) = torch.autograd.grad(loss, gates)
+        total = total + grad.abs()
+        count += 1
+    model.train(was_training)
+    return total / count
+""",
+        hint=("float32",),
+    ),  # the stand-in learner's M4_double_gates
     # ------------------------------------------------------------------------------ correct
     Answer(
         "head_importance",
@@ -771,6 +1507,56 @@ def head_importance(model, batches):
 """,
         correct=True,
     ),
+    Answer(
+        "head_importance",
+        "backward() with the parameters frozen for the call, then unfrozen",
+        code="""
+def head_importance(model, batches):
+    # backward() with the parameters frozen for the duration: only the gates collect a gradient
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    grads = []
+    try:
+        for inputs, targets in batches:
+            gates = torch.ones(model.num_layers, model.num_heads, requires_grad=True)
+            F.cross_entropy(model(inputs, head_mask=gates), targets).backward()
+            grads.append(gates.grad.abs())
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        for module, mode in modes.items():
+            module.training = mode
+    return torch.stack(grads).mean(0)
+""",
+        correct=True,
+    ),  # the stand-in learner's C4b
+    Answer(
+        "head_importance",
+        "one gate leaf zeroed every batch, backward(), the .grad saved and put back",
+        code="""
+def head_importance(model, batches):
+    # one gate leaf, backward(), its grad zeroed before every batch; the parameters' grads saved and put back
+    saved = {p: None if p.grad is None else p.grad.clone() for p in model.parameters()}
+    mode = model.training
+    model.train(False)
+    gates = torch.ones(model.num_layers, model.num_heads, requires_grad=True)
+    total, n = torch.zeros(model.num_layers, model.num_heads), 0
+    with torch.enable_grad():
+        for inputs, targets in batches:
+            gates.grad = None
+            F.cross_entropy(model(inputs, head_mask=gates), targets, reduction="mean").backward()
+            total = total + gates.grad.abs()
+            n += 1
+    for p, g in saved.items():
+        p.grad = g
+    model.train(mode)
+    return (total / n).detach().to(torch.float32)
+""",
+        correct=True,
+    ),  # the stand-in learner's C4c
 ]
 
 ANSWERS = MASK_TOKENS + GQA + ONLINE + HEADS
