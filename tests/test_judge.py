@@ -124,7 +124,11 @@ def test_messages_say_what_happened_in_the_learners_words():
     assert "got 0.7, expected at least 0.78" in _pair(0.8, 0.7, at_least=0.78).difference
     # The learner's items where none should be are named (never the reference's).
     assert "expected none, got 2: [0, 2]" in _pair([], [0, 2]).difference
-    assert "(9 in all)" in _pair([], list(range(9))).difference
+    assert "got 9: [0, 1, 2, 3, ...] (9 in all)" in _pair([], list(range(9))).difference
+    long_names = [f"body.layers.{i}.self_attn.w_q.weight" for i in range(5)]
+    assert "got 5: ['body.layers.0.self_attn.w_q.weight', 'body.layers.1.self_attn.w_q.weight', ...] (5 in all)" in (
+        _pair([], long_names).difference
+    )
     assert _pair([1, 2], [1, 2, 3]).difference == "v: expected a sequence of 2, got 3"
 
 

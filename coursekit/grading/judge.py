@@ -14,7 +14,7 @@ from ..probe import ORIGIN_LABEL
 
 DEFAULT_ATOL, DEFAULT_RTOL = 1e-5, 1e-4
 CLOSE_CALL = 0.01  # differences up to this are shown: a precision problem, not a wrong answer
-SHOWN_ITEMS = 4  # of a learner's own list that should be empty: the first few are named
+SHOWN_ITEMS, SHOWN_CHARS = 4, 80  # of a learner's own list that should be empty: the first few are named
 IN_PLACE_HINT = (
     "leave the arguments your code receives as they came: build new tensors (x.unsqueeze(1), x.clone(), "
     "torch.where) rather than changing them in place (x.unsqueeze_(1), x[...] = ..., x += ...)"
@@ -223,9 +223,12 @@ def _same(got, expected, atol, rtol):
 def _items(values):
     """The first few of a learner's list, as a learner reads them: ``[3, 'b', ...] (12 in all)``."""
     shown = [repr(item) if _is_number(item) or isinstance(item, str) else describe(item) for item in values]
-    if len(shown) <= SHOWN_ITEMS:
+    if len(shown) <= SHOWN_ITEMS and len(", ".join(shown)) <= SHOWN_CHARS:
         return "[" + ", ".join(shown) + "]"
-    return "[" + ", ".join(shown[:SHOWN_ITEMS]) + f", ...] ({len(shown)} in all)"
+    count = 1  # at least one, then as many as fit
+    while count < SHOWN_ITEMS and len(", ".join(shown[: count + 1])) <= SHOWN_CHARS:
+        count += 1
+    return "[" + ", ".join(shown[:count]) + f", ...] ({len(shown)} in all)"
 
 
 def _same_tensor(mine, wanted, atol, rtol):

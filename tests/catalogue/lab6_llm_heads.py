@@ -307,6 +307,79 @@ def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_
 """,
         correct=True,
     ),
+    Answer(
+        "mask_tokens",
+        "torch.bernoulli for the choice, torch.multinomial for the split and the random ids",
+        code="""
+def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
+    # bernoulli for the choice, multinomial for the 80/10/10 and for the random tokens
+    forbidden = {mask_id, *special_ids}
+    ordinary = ~torch.isin(tokens, torch.tensor(sorted(forbidden), dtype=tokens.dtype))
+    chosen = torch.bernoulli(torch.full(tokens.shape, float(prob)), generator=generator).bool() & ordinary
+    flat = tokens.reshape(-1)
+    n = flat.numel()
+    action = torch.multinomial(torch.tensor([0.8, 0.1, 0.1]), n, replacement=True, generator=generator).view(tokens.shape)
+    weights = torch.ones(vocab_size)
+    weights[list(forbidden)] = 0
+    rand_ids = torch.multinomial(weights, n, replacement=True, generator=generator).view(tokens.shape).to(tokens.dtype)
+    inputs = tokens.clone()
+    inputs[chosen & (action == 0)] = mask_id
+    sel = chosen & (action == 1)
+    inputs[sel] = rand_ids[sel]
+    labels = tokens.clone()
+    labels[~chosen] = -100
+    return inputs, labels
+""",
+        correct=True,
+    ),  # the stand-in learner's C1b
+    Answer(
+        "mask_tokens",
+        "one uniform number per position decides all; random ids skip over the special ones",
+        code="""
+def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
+    # one uniform number per position decides everything: u < prob*0.8 mask, < prob*0.9 random, < prob keep
+    specials = sorted({mask_id, *special_ids})
+    u = torch.rand(tokens.shape, generator=generator, dtype=torch.float64)
+    ok = torch.ones_like(tokens, dtype=torch.bool)
+    for s in specials:
+        ok &= tokens != s
+    chosen = (u < prob) & ok
+    masked = chosen & (u < prob * 0.8)
+    rnd = chosen & ~masked & (u < prob * 0.9)
+    # random id among the vocab_size - len(specials) ordinary ids: draw an index, then skip over the specials
+    r = torch.randint(0, vocab_size - len(specials), tokens.shape, generator=generator)
+    for s in specials:  # ascending order
+        r = r + (r >= s).long()
+    inputs = tokens.clone()
+    inputs[masked] = mask_id
+    inputs[rnd] = r[rnd].to(tokens.dtype)
+    labels = torch.full_like(tokens, -100)
+    labels[chosen] = tokens[chosen]
+    return inputs, labels
+""",
+        correct=True,
+    ),  # the stand-in learner's C1c
+    Answer(
+        "mask_tokens",
+        "a ten-sided die, random ids drawn only where needed",
+        code="""
+def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
+    # a ten-sided die decides the corruption: 0-7 mask, 8 random, 9 keep; random tokens only drawn where needed
+    banned = torch.tensor(sorted({mask_id, *special_ids}))
+    candidates = torch.arange(vocab_size)[~torch.isin(torch.arange(vocab_size), banned)]
+    chosen = torch.rand(tokens.shape, generator=generator) < prob
+    chosen &= ~torch.isin(tokens, banned.to(tokens.dtype))
+    die = torch.randint(10, tokens.shape, generator=generator)
+    inputs = tokens.clone()
+    inputs.masked_fill_(chosen & (die < 8), mask_id)
+    swap = chosen & (die == 8)
+    picks = torch.randint(len(candidates), (int(swap.sum()),), generator=generator)
+    inputs[swap] = candidates[picks].to(tokens.dtype)
+    labels = tokens.masked_fill(~chosen, -100)
+    return inputs, labels
+""",
+        correct=True,
+    ),  # the stand-in learner's C1d
 ]
 
 # ---------------------------------------------------------------------------------------------- GroupedQueryAttention
