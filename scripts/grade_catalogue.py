@@ -5,7 +5,8 @@ checks the same verdicts the way an instructor gets them: ``coursekit.grading`` 
 kernels, probes judged against the reference. Each submission is the lab with every exercise answered:
 the first is the reference solution, submission *k* + 1 holds the *k*-th catalogue answer of every exercise (the reference where an
 exercise has fewer), so it also checks that exercises are scored independently. A wrong
-answer must score 0 for its exercise, a correct one full points, the reference full points.
+answer must score 0 for its exercise, a correct one full points, the reference full points; the
+blank lab, as generated, 0 points without a problem.
 
     python scripts/grade_catalogue.py [LAB ...] [--jobs N] [--keep DIR]
 
@@ -29,6 +30,8 @@ from coursekit import grading as grade  # noqa: E402
 from coursekit import labs  # noqa: E402
 from coursekit.labs import cell_info  # noqa: E402
 from tests.catalogue import answers_of, catalogue_labs  # noqa: E402
+
+BLANK_LAB = object()  # what the blank lab's row expects: nothing answered, 0 points, no problem
 
 
 def submissions_for(solution_path):
@@ -73,6 +76,11 @@ def check_lab(solution_path, settings, keep=None):
         nbformat.write(notebook, path)
         paths.append(path)
         expected[path.stem] = chosen
+    # And the blank lab as generated: every exercise 0 points, graded without a problem.
+    blank = folder / "blank.ipynb"
+    blank.write_bytes((labs.labs_dir() / solution_path.name).read_bytes())
+    paths.append(blank)
+    expected[blank.stem] = BLANK_LAB
     start = time.monotonic()
     grades = grade.grade_all(lab, paths, settings, warn=lambda message: print(message, file=sys.stderr))
     seconds = time.monotonic() - start
@@ -80,6 +88,13 @@ def check_lab(solution_path, settings, keep=None):
     disagreements = []
     for result in grades:
         chosen = expected[result.learner]
+        if chosen is BLANK_LAB:
+            if result.total != 0 or result.status != "ok" or result.reasons:
+                disagreements.append(
+                    f"{solution_path.stem} blank lab: {result.total:g} points, status {result.status}, "
+                    f"expected 0 points and ok ({'; '.join(result.reasons)})"
+                )
+            continue
         for exercise in result.exercises:
             answer = chosen[exercise.name]
             full = answer is None or answer.correct
@@ -94,7 +109,8 @@ def check_lab(solution_path, settings, keep=None):
                     f"expected {want:g} ({'; '.join(result.reasons) or exercise.difference[-300:] or exercise.cell_error[-300:]})"
                 )
     print(
-        f"{solution_path.stem}: {wrong} wrong and {right} correct answers in {len(rows)} submissions, "
+        f"{solution_path.stem}: {wrong} wrong and {right} correct answers in {len(rows)} submissions "
+        "and the blank lab, "
         f"graded in {seconds:.0f} s: {len(disagreements)} disagreement(s)",
         flush=True,
     )

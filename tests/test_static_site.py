@@ -41,7 +41,7 @@ def test_site_javascript_is_local():
     for script in scripts:
         assert "://" not in script and (ROOT / "_static" / script).exists(), script
     assert scripts.index("vendor/requirejs/require.js") < scripts.index("vendor/html-manager/embed-amd.js")
-    assert CONFIG["sphinx"]["local_extensions"] == {"offline_site": "scripts"}
+    assert CONFIG["sphinx"]["local_extensions"] == {"offline_site": "scripts", "parallel_execute": "scripts"}
 
 
 def test_widget_manager_matches_ipywidgets():

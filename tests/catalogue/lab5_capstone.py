@@ -252,6 +252,7 @@ TRAIN = [
             "train(model, task, TrainConfig(steps=120, batch_size=64, lr=8e-3, warmup=60), progress=False)",
         ),
         hint=("too few steps",),
+        trains=True,  # trains, then evaluates, for real (about 20 s)
     ),
     Answer(
         "train",
