@@ -18,6 +18,8 @@ one token, appending it, and asking again. How to choose:
 
 import torch
 
+from .decoding import extend
+
 
 def top_k_logits(logits, k):
     """``logits (..., V)`` with everything below the ``k``-th largest of each row set to -inf.
@@ -60,15 +62,11 @@ def generate(model, prompt, max_new_tokens, temperature=1.0, top_k=None, generat
     while the other rows go on; generation ends when every row has finished. Every row of the
     prompt must be real tokens (no padding). Put a model with dropout in ``eval()`` mode first.
     """
-    out = prompt
-    finished = torch.zeros(prompt.size(0), dtype=torch.bool, device=prompt.device)
-    stops = torch.tensor(list(stop_ids), dtype=torch.long, device=prompt.device)
-    for _ in range(max_new_tokens):
-        logits = model(out)[:, -1]  # (B, V): the scores of the token after the prefix
-        token = next_token(logits, temperature, top_k, generator)  # (B,)
-        token = torch.where(finished, torch.full_like(token, pad_id), token)
-        out = torch.cat([out, token[:, None]], dim=1)  # (B, T + 1)
-        finished |= torch.isin(token, stops)
-        if finished.all():
-            break
-    return out
+    return extend(
+        lambda out: model(out)[:, -1],  # (B, V): the scores of the token after the prefix
+        prompt,
+        prompt.size(1) + max_new_tokens,
+        lambda logits: next_token(logits, temperature, top_k, generator),
+        stop_ids,
+        pad_id,
+    )
