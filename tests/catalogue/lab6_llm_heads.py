@@ -130,18 +130,11 @@ MASK_TOKENS = [
     Answer(
         "mask_tokens",
         "mask_id left choosable (only special_ids excluded)",
-        code="""
-def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
-    chosen = (torch.rand(tokens.shape, generator=generator) < prob)
-    chosen &= ~torch.isin(tokens, torch.tensor(list(special_ids), dtype=tokens.dtype))
-    how = torch.rand(tokens.shape, generator=generator)
-    allowed = torch.tensor([i for i in range(vocab_size) if i != mask_id and i not in special_ids], dtype=tokens.dtype)
-    random_tokens = allowed[torch.randint(len(allowed), tokens.shape, generator=generator)]
-    inputs = torch.where(chosen & (how < 0.8), torch.full_like(tokens, mask_id), tokens)
-    inputs = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_tokens, inputs)
-    labels = torch.where(chosen, tokens, torch.full_like(tokens, -100))
-    return inputs, labels
-""",
+        replace=(
+            CHOSEN,
+            "    chosen = (torch.rand(tokens.shape, generator=generator) < prob)\n"
+            "    chosen &= ~torch.isin(tokens, torch.tensor(list(special_ids), dtype=tokens.dtype))",
+        ),
         hint=("mask_id", "never chosen"),
     ),  # the stand-in learner's M1_mask_id_choosable
     Answer(
@@ -172,39 +165,23 @@ def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_
     Answer(
         "mask_tokens",
         "a random token redrawn until it is not the original",
-        code="""
-def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
-    special = torch.tensor([mask_id, *special_ids], dtype=tokens.dtype)
-    chosen = (torch.rand(tokens.shape, generator=generator) < prob) & ~torch.isin(tokens, special)
-    how = torch.rand(tokens.shape, generator=generator)
-    allowed = torch.tensor([i for i in range(vocab_size) if i not in special.tolist()], dtype=tokens.dtype)
-    random_tokens = allowed[torch.randint(len(allowed), tokens.shape, generator=generator)]
-    same = random_tokens == tokens
-    while same.any():
-        random_tokens[same] = allowed[torch.randint(len(allowed), (int(same.sum()),), generator=generator)]
-        same = random_tokens == tokens
-    inputs = torch.where(chosen & (how < 0.8), torch.full_like(tokens, mask_id), tokens)
-    inputs = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_tokens, inputs)
-    labels = torch.where(chosen, tokens, torch.full_like(tokens, -100))
-    return inputs, labels
-""",
+        replace=(
+            RANDOM,
+            RANDOM + "\n    same = random_tokens == tokens\n"
+            "    while same.any():\n"
+            "        random_tokens[same] = allowed[torch.randint(len(allowed), (int(same.sum()),), generator=generator)]\n"
+            "        same = random_tokens == tokens",
+        ),
         hint=("may be the original", "uniformly"),
     ),  # the stand-in learner's M1_random_not_original
     Answer(
         "mask_tokens",
         "a special id drawn falls back to the original token",
-        code="""
-def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
-    special = torch.tensor([mask_id, *special_ids], dtype=tokens.dtype)
-    chosen = (torch.rand(tokens.shape, generator=generator) < prob) & ~torch.isin(tokens, special)
-    how = torch.rand(tokens.shape, generator=generator)
-    random_tokens = torch.randint(vocab_size, tokens.shape, generator=generator, dtype=tokens.dtype)
-    random_tokens = torch.where(torch.isin(random_tokens, special), tokens, random_tokens)
-    inputs = torch.where(chosen & (how < 0.8), torch.full_like(tokens, mask_id), tokens)
-    inputs = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_tokens, inputs)
-    labels = torch.where(chosen, tokens, torch.full_like(tokens, -100))
-    return inputs, labels
-""",
+        replace=(
+            RANDOM,
+            "    random_tokens = torch.randint(vocab_size, tokens.shape, generator=generator, dtype=tokens.dtype)\n"
+            "    random_tokens = torch.where(torch.isin(random_tokens, special), tokens, random_tokens)",
+        ),
         hint=("uniformly", "original"),
     ),  # the stand-in learner's M1_specials_to_original
     Answer(
@@ -230,34 +207,16 @@ def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_
     Answer(
         "mask_tokens",
         "random tokens from len(specials) .. vocab_size - 1",
-        code="""
-def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
-    special = torch.tensor([mask_id, *special_ids], dtype=tokens.dtype)
-    chosen = (torch.rand(tokens.shape, generator=generator) < prob) & ~torch.isin(tokens, special)
-    how = torch.rand(tokens.shape, generator=generator)
-    random_tokens = torch.randint(len(special), vocab_size, tokens.shape, generator=generator, dtype=tokens.dtype)
-    inputs = torch.where(chosen & (how < 0.8), torch.full_like(tokens, mask_id), tokens)
-    inputs = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_tokens, inputs)
-    labels = torch.where(chosen, tokens, torch.full_like(tokens, -100))
-    return inputs, labels
-""",
+        replace=(
+            RANDOM,
+            "    random_tokens = torch.randint(len(special), vocab_size, tokens.shape, generator=generator, dtype=tokens.dtype)",
+        ),
         hint=("never special",),
     ),  # the stand-in learner's M1_specials_first
     Answer(
         "mask_tokens",
         "no label for the chosen positions that stay",
-        code="""
-def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
-    special = torch.tensor([mask_id, *special_ids], dtype=tokens.dtype)
-    chosen = (torch.rand(tokens.shape, generator=generator) < prob) & ~torch.isin(tokens, special)
-    how = torch.rand(tokens.shape, generator=generator)
-    allowed = torch.tensor([i for i in range(vocab_size) if i not in special.tolist()], dtype=tokens.dtype)
-    random_tokens = allowed[torch.randint(len(allowed), tokens.shape, generator=generator)]
-    inputs = torch.where(chosen & (how < 0.8), torch.full_like(tokens, mask_id), tokens)
-    inputs = torch.where(chosen & (how >= 0.8) & (how < 0.9), random_tokens, inputs)
-    labels = torch.where(chosen & (how < 0.9), tokens, torch.full_like(tokens, -100))
-    return inputs, labels
-""",
+        replace=(LABELS, "    labels = torch.where(chosen & (action < 0.9), tokens, -100)"),
         hint=("still gets its label",),
     ),  # the stand-in learner's M1_kept_unlabelled
     # ------------------------------------------------------------------------------ correct
@@ -388,10 +347,23 @@ REPEAT_V = "        v = v.repeat_interleave(group, dim=1)  # (B, h, Tk, d_head)"
 ATTEND = "        out, weights = scaled_dot_product_attention(q, k, v, mask)  # (B, h, Tq, d_head), (B, h, Tq, Tk)"
 RETURN = "        return self.w_o(merge_heads(out)), weights  # (B, Tq, d_model), (B, h, Tq, Tk)"
 UNSQUEEZE = "            mask = mask.unsqueeze(1)  # (B, 1, Tq, Tk): the same mask for every head"
+THREE_DIM = "        if mask is not None and mask.dim() == 3:\n"
+HEADS_CHECK = """        if num_heads < 1 or d_model % num_heads != 0:
+            raise ValueError(f"num_heads={num_heads} does not divide d_model={d_model}")
+"""
 KV_CHECK = """        if num_kv_heads < 1 or num_heads % num_kv_heads != 0:
             raise ValueError(f"num_kv_heads={num_kv_heads} does not divide num_heads={num_heads}: every "
                              "key/value head must serve the same number of query heads")
 """
+
+
+def edited(source, *pairs):
+    """source with each (old, new) of pairs replaced: every old must occur (an answer built on another)."""
+    for old, new in pairs:
+        if old not in source:
+            raise ValueError(f"{old!r} does not occur in the source")
+        source = source.replace(old, new)
+    return source
 
 
 def attention_by_hand(scale, fill='float("-inf")'):
@@ -418,6 +390,44 @@ GQA_CLASS = """class GroupedQueryAttention(nn.Module):
         self.w_v = nn.Linear(d_model, num_kv_heads * self.d, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
 """
+
+# The stand-in learner's einsum over groups (C2b), and the same with the query heads grouped the wrong way.
+EINSUM_Q = "q = self.w_q(query).view(B, Tq, self.h_kv, g, self.d).permute(0, 2, 3, 1, 4)  # (B, h_kv, g, Tq, d)"
+EINSUM_OUT = "out = out.permute(0, 3, 1, 2, 4).reshape(B, Tq, D)"
+EINSUM_WEIGHTS = "weights.reshape(B, self.h, Tq, Tk)"
+EINSUM_GQA = '''
+class GroupedQueryAttention(nn.Module):
+    """einsum over groups: no copies of the keys and values."""
+
+    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
+        super().__init__()
+        if num_heads % num_kv_heads != 0 or d_model % num_heads != 0:
+            raise ValueError(f"need num_kv_heads ({num_kv_heads}) | num_heads ({num_heads}) | d_model ({d_model})")
+        self.h, self.h_kv, self.d = num_heads, num_kv_heads, d_model // num_heads
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, num_kv_heads * self.d, bias=bias)
+        self.w_v = nn.Linear(d_model, num_kv_heads * self.d, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def forward(self, query, key, value, mask=None):
+        B, Tq, D = query.shape
+        Tk = key.size(1)
+        g = self.h // self.h_kv
+        q = self.w_q(query).view(B, Tq, self.h_kv, g, self.d).permute(0, 2, 3, 1, 4)  # (B, h_kv, g, Tq, d)
+        k = self.w_k(key).view(B, Tk, self.h_kv, self.d).transpose(1, 2)  # (B, h_kv, Tk, d)
+        v = self.w_v(value).view(B, Tk, self.h_kv, self.d).transpose(1, 2)
+        scores = torch.einsum("bngqd,bnkd->bngqk", q, k) / math.sqrt(self.d)  # (B, h_kv, g, Tq, Tk)
+        if mask is not None:
+            if mask.dim() == 3:
+                mask = mask[:, None, None]  # (B, 1, 1, Tq, Tk)
+            elif mask.dim() == 4:
+                mask = mask.unsqueeze(2)  # (B, 1, 1, 1, Tk)
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
+        out = torch.einsum("bngqk,bnkd->bngqd", weights, v)  # (B, h_kv, g, Tq, d)
+        out = out.permute(0, 3, 1, 2, 4).reshape(B, Tq, D)
+        return self.w_o(out), weights.reshape(B, self.h, Tq, Tk)
+'''
 
 GQA = [
     Answer(
@@ -538,156 +548,53 @@ GQA = [
     Answer(
         "grouped_query_attention",
         "key/value head i // num_kv_heads (index_select)",
-        code="""
-class GroupedQueryAttention(nn.Module):
-    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
-        super().__init__()
-        if d_model % num_heads:
-            raise ValueError(f"num_heads={num_heads} does not divide d_model={d_model}")
-        if num_heads % num_kv_heads:
-            raise ValueError(f"num_kv_heads={num_kv_heads} does not divide num_heads={num_heads}")
-        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
-        self.d_head = d_model // num_heads
-        self.w_q = nn.Linear(d_model, d_model, bias=bias)
-        self.w_k = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
-        self.w_v = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
-        self.w_o = nn.Linear(d_model, d_model, bias=bias)
-
-    def forward(self, query, key, value, mask=None):
-        index = torch.tensor([i // self.num_kv_heads for i in range(self.num_heads)])
-        q = split_heads(self.w_q(query), self.num_heads)
-        k = split_heads(self.w_k(key), self.num_kv_heads).index_select(1, index)
-        v = split_heads(self.w_v(value), self.num_kv_heads).index_select(1, index)
-        if mask is not None and mask.dim() == 3:
-            mask = mask.unsqueeze(1)
-        out, weights = scaled_dot_product_attention(q, k, v, mask)
-        return self.w_o(merge_heads(out)), weights
-""",
+        replace=[
+            (
+                REPEAT_K,
+                "        index = torch.tensor([i // self.num_kv_heads for i in range(self.num_heads)])\n"
+                "        k = k.index_select(1, index)",
+            ),
+            (REPEAT_V, "        v = v.index_select(1, index)"),
+        ],
         hint=("i // (num_heads // num_kv_heads)",),
     ),  # the stand-in learner's M2_group_index_offbyone
     Answer(
         "grouped_query_attention",
         "mask.unsqueeze_(1) without assignment",
-        code="""
-class GroupedQueryAttention(nn.Module):
-    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
-        super().__init__()
-        if d_model % num_heads:
-            raise ValueError(f"num_heads={num_heads} does not divide d_model={d_model}")
-        if num_heads % num_kv_heads:
-            raise ValueError(f"num_kv_heads={num_kv_heads} does not divide num_heads={num_heads}")
-        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
-        self.d_head = d_model // num_heads
-        self.w_q = nn.Linear(d_model, d_model, bias=bias)
-        self.w_k = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
-        self.w_v = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
-        self.w_o = nn.Linear(d_model, d_model, bias=bias)
-
-    def forward(self, query, key, value, mask=None):
-        g = self.num_heads // self.num_kv_heads
-        q = split_heads(self.w_q(query), self.num_heads)
-        k = split_heads(self.w_k(key), self.num_kv_heads).repeat_interleave(g, dim=1)
-        v = split_heads(self.w_v(value), self.num_kv_heads).repeat_interleave(g, dim=1)
-        if mask is not None and mask.dim() == 3:
-            mask.unsqueeze_(1)
-        out, weights = scaled_dot_product_attention(q, k, v, mask)
-        return self.w_o(merge_heads(out)), weights
-""",
+        replace=(UNSQUEEZE, "            mask.unsqueeze_(1)"),
         hint=("unsqueeze_",),
     ),  # the stand-in learner's M2_unsqueeze_inplace
     Answer(
         "grouped_query_attention",
         "only d_model % num_heads checked, numbers not named",
-        code="""
-class GroupedQueryAttention(nn.Module):
-    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
-        super().__init__()
-        if d_model % num_heads:
-            raise ValueError("d_model must be divisible by num_heads")
-        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
-        self.d_head = d_model // num_heads
-        self.w_q = nn.Linear(d_model, d_model, bias=bias)
-        self.w_k = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
-        self.w_v = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
-        self.w_o = nn.Linear(d_model, d_model, bias=bias)
-
-    def forward(self, query, key, value, mask=None):
-        g = self.num_heads // self.num_kv_heads
-        q = split_heads(self.w_q(query), self.num_heads)
-        k = split_heads(self.w_k(key), self.num_kv_heads).repeat_interleave(g, dim=1)
-        v = split_heads(self.w_v(value), self.num_kv_heads).repeat_interleave(g, dim=1)
-        if mask is not None and mask.dim() == 3:
-            mask = mask.unsqueeze(1)
-        out, weights = scaled_dot_product_attention(q, k, v, mask)
-        return self.w_o(merge_heads(out)), weights
-""",
+        replace=[
+            (
+                HEADS_CHECK,
+                '        if d_model % num_heads:\n            raise ValueError("d_model must be divisible by num_heads")\n',
+            ),
+            (KV_CHECK, ""),
+        ],
         hint=("ValueError",),
     ),  # the stand-in learner's M2_valueerror_vague
     Answer(
         "grouped_query_attention",
         "every mask given a head axis, (Tq, Tk) too",
-        code="""
-class GroupedQueryAttention(nn.Module):
-    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
-        super().__init__()
-        if d_model % num_heads:
-            raise ValueError(f"num_heads={num_heads} does not divide d_model={d_model}")
-        if num_heads % num_kv_heads:
-            raise ValueError(f"num_kv_heads={num_kv_heads} does not divide num_heads={num_heads}")
-        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
-        self.d_head = d_model // num_heads
-        self.w_q = nn.Linear(d_model, d_model, bias=bias)
-        self.w_k = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
-        self.w_v = nn.Linear(d_model, num_kv_heads * self.d_head, bias=bias)
-        self.w_o = nn.Linear(d_model, d_model, bias=bias)
-
-    def forward(self, query, key, value, mask=None):
-        g = self.num_heads // self.num_kv_heads
-        q = split_heads(self.w_q(query), self.num_heads)
-        k = split_heads(self.w_k(key), self.num_kv_heads).repeat_interleave(g, dim=1)
-        v = split_heads(self.w_v(value), self.num_kv_heads).repeat_interleave(g, dim=1)
-        if mask is not None:
-            mask = mask.unsqueeze(1)
-        out, weights = scaled_dot_product_attention(q, k, v, mask)
-        return self.w_o(merge_heads(out)), weights
-""",
+        replace=(THREE_DIM + UNSQUEEZE, "        if mask is not None:\n            mask = mask.unsqueeze(1)"),
         hint=("(Tq, Tk) mask",),
     ),  # the stand-in learner's M2_unsqueeze_always
     Answer(
         "grouped_query_attention",
         "einsum over groups with the query heads viewed as (g, h_kv)",
-        code="""
-class GroupedQueryAttention(nn.Module):
-    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
-        super().__init__()
-        if num_heads % num_kv_heads != 0 or d_model % num_heads != 0:
-            raise ValueError(f"need num_kv_heads ({num_kv_heads}) | num_heads ({num_heads}) | d_model ({d_model})")
-        self.h, self.h_kv, self.d = num_heads, num_kv_heads, d_model // num_heads
-        self.w_q = nn.Linear(d_model, d_model, bias=bias)
-        self.w_k = nn.Linear(d_model, num_kv_heads * self.d, bias=bias)
-        self.w_v = nn.Linear(d_model, num_kv_heads * self.d, bias=bias)
-        self.w_o = nn.Linear(d_model, d_model, bias=bias)
-
-    def forward(self, query, key, value, mask=None):
-        B, Tq, D = query.shape
-        Tk = key.size(1)
-        g = self.h // self.h_kv
-        q = self.w_q(query).view(B, Tq, g, self.h_kv, self.d).permute(0, 3, 2, 1, 4)  # (B, h_kv, g, Tq, d) -- wrong order
-        k = self.w_k(key).view(B, Tk, self.h_kv, self.d).transpose(1, 2)
-        v = self.w_v(value).view(B, Tk, self.h_kv, self.d).transpose(1, 2)
-        scores = torch.einsum("bngqd,bnkd->bngqk", q, k) / math.sqrt(self.d)
-        if mask is not None:
-            if mask.dim() == 3:
-                mask = mask[:, None, None]
-            elif mask.dim() == 4:
-                mask = mask.unsqueeze(2)
-            scores = scores.masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
-        out = torch.einsum("bngqk,bnkd->bngqd", weights, v)
-        out = out.permute(0, 3, 2, 1, 4).reshape(B, Tq, D)
-        weights = weights.transpose(1, 2).reshape(B, self.h, Tq, Tk)
-        return self.w_o(out), weights
-""",
+        code=edited(
+            EINSUM_GQA,
+            (
+                EINSUM_Q,
+                "q = self.w_q(query).view(B, Tq, g, self.h_kv, self.d).permute(0, 3, 2, 1, 4)  # (B, h_kv, g, Tq, d)"
+                " -- the wrong order",
+            ),
+            (EINSUM_OUT, "out = out.permute(0, 3, 2, 1, 4).reshape(B, Tq, D)"),
+            (EINSUM_WEIGHTS, "weights.transpose(1, 2).reshape(B, self.h, Tq, Tk)"),
+        ),
         hint=("i // (num_heads // num_kv_heads)",),
     ),  # the stand-in learner's M2_group_view_swapped
     # ------------------------------------------------------------------------------ correct
@@ -763,39 +670,7 @@ class GroupedQueryAttention(nn.Module):
     Answer(
         "grouped_query_attention",
         "einsum over (h_kv, g) groups, no copies of the keys",
-        code='''
-class GroupedQueryAttention(nn.Module):
-    """einsum over groups: no copies of the keys and values."""
-
-    def __init__(self, d_model, num_heads, num_kv_heads, bias=True):
-        super().__init__()
-        if num_heads % num_kv_heads != 0 or d_model % num_heads != 0:
-            raise ValueError(f"need num_kv_heads ({num_kv_heads}) | num_heads ({num_heads}) | d_model ({d_model})")
-        self.h, self.h_kv, self.d = num_heads, num_kv_heads, d_model // num_heads
-        self.w_q = nn.Linear(d_model, d_model, bias=bias)
-        self.w_k = nn.Linear(d_model, num_kv_heads * self.d, bias=bias)
-        self.w_v = nn.Linear(d_model, num_kv_heads * self.d, bias=bias)
-        self.w_o = nn.Linear(d_model, d_model, bias=bias)
-
-    def forward(self, query, key, value, mask=None):
-        B, Tq, D = query.shape
-        Tk = key.size(1)
-        g = self.h // self.h_kv
-        q = self.w_q(query).view(B, Tq, self.h_kv, g, self.d).permute(0, 2, 3, 1, 4)  # (B, h_kv, g, Tq, d)
-        k = self.w_k(key).view(B, Tk, self.h_kv, self.d).transpose(1, 2)  # (B, h_kv, Tk, d)
-        v = self.w_v(value).view(B, Tk, self.h_kv, self.d).transpose(1, 2)
-        scores = torch.einsum("bngqd,bnkd->bngqk", q, k) / math.sqrt(self.d)  # (B, h_kv, g, Tq, Tk)
-        if mask is not None:
-            if mask.dim() == 3:
-                mask = mask[:, None, None]  # (B, 1, 1, Tq, Tk)
-            elif mask.dim() == 4:
-                mask = mask.unsqueeze(2)  # (B, 1, 1, 1, Tk)
-            scores = scores.masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores, dim=-1).nan_to_num(0.0)
-        out = torch.einsum("bngqk,bnkd->bngqd", weights, v)  # (B, h_kv, g, Tq, d)
-        out = out.permute(0, 3, 1, 2, 4).reshape(B, Tq, D)
-        return self.w_o(out), weights.reshape(B, self.h, Tq, Tk)
-''',
+        code=EINSUM_GQA,
         correct=True,
     ),  # the stand-in learner's C2b
     Answer(
@@ -883,6 +758,10 @@ OUT = "        running_out = running_out * rescale + exps @ v[..., start:end, :]
 SHIFT = '        shift = torch.where(new_max == float("-inf"), 0.0, new_max)'
 FINAL = "    return (running_out / running_sum.clamp(min=1.0)).to(dtype)"
 LOOP = "    for start in range(0, k.size(-2), block_size):"
+COMPUTE = "    compute = torch.promote_types(dtype, torch.float32)  # float16 is summed in float32; float64 stays"
+START_MAX = '    running_max = q.new_full((*lead, q.size(-2), 1), float("-inf"))  # m: (..., Tq, 1)'
+FILL = '            scores = scores.masked_fill(~mask[..., start:end], float("-inf"))'
+SAFE_DIVISION = "    return torch.where(running_sum > 0, running_out / running_sum, torch.zeros_like(running_out))"
 SCORES = "        scores = q @ k[..., start:end, :].transpose(-2, -1)  # (..., Tq, block): this block's scores only"
 
 ONLINE = [
@@ -986,174 +865,64 @@ def online_softmax_attention(q, k, v, mask=None, block_size=64):
     Answer(
         "online_softmax_attention",
         "running maximum started at 0",
-        code="""
-def online_softmax_attention(q, k, v, mask=None, block_size=64):
-    dtype = q.dtype
-    compute = torch.promote_types(dtype, torch.float32)
-    q, k, v = q.to(compute), k.to(compute), v.to(compute)
-    Tk = k.size(-2)
-    scale = q.size(-1) ** -0.5
-    m = torch.zeros(*q.shape[:-1], 1, dtype=compute)
-    l = torch.zeros_like(m)
-    a = torch.zeros(*q.shape[:-1], v.size(-1), dtype=compute)
-    for start in range(0, Tk, block_size):
-        end = min(start + block_size, Tk)
-        s = q @ k[..., start:end, :].transpose(-2, -1) * scale
-        if mask is not None:
-            s = s.masked_fill(~mask[..., start:end], float("-inf"))
-        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
-        p = torch.exp(s - m_new)
-        corr = torch.exp(m - m_new)
-        l = l * corr + p.sum(-1, keepdim=True)
-        a = a * corr + p @ v[..., start:end, :]
-        m = m_new
-    return torch.where(l > 0, a / l, torch.zeros_like(a)).to(dtype)
-""",
+        replace=[
+            (START_MAX, "    running_max = q.new_zeros((*lead, q.size(-2), 1))"),
+            (SHIFT, "        shift = new_max"),
+            (FINAL, SAFE_DIVISION + ".to(dtype)"),
+        ],
         hint=("-inf",),
     ),  # the stand-in learner's M3_m_init_zero
     Answer(
         "online_softmax_attention",
         "float16 computed in float16",
-        code="""
-def online_softmax_attention(q, k, v, mask=None, block_size=64):
-    Tk = k.size(-2)
-    scale = q.size(-1) ** -0.5
-    m = torch.full((*q.shape[:-1], 1), float("-inf"), dtype=q.dtype)
-    l = torch.zeros_like(m)
-    a = torch.zeros(*q.shape[:-1], v.size(-1), dtype=q.dtype)
-    for start in range(0, Tk, block_size):
-        end = min(start + block_size, Tk)
-        s = q @ k[..., start:end, :].transpose(-2, -1) * scale
-        if mask is not None:
-            s = s.masked_fill(~mask[..., start:end], float("-inf"))
-        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
-        shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
-        p = torch.exp(s - shift)
-        corr = torch.exp(m - shift)
-        l = l * corr + p.sum(-1, keepdim=True)
-        a = a * corr + p @ v[..., start:end, :]
-        m = m_new
-    return torch.where(l > 0, a / l, torch.zeros_like(a))
-""",
+        replace=[(COMPUTE, "    compute = dtype"), (FINAL, SAFE_DIVISION)],
         hint=("float32",),
     ),  # the stand-in learner's M3_fp16_compute
     Answer(
         "online_softmax_attention",
         "masked scores filled with -1e9",
-        code="""
-def online_softmax_attention(q, k, v, mask=None, block_size=64):
-    dtype = q.dtype
-    compute = torch.promote_types(dtype, torch.float32)
-    q, k, v = q.to(compute), k.to(compute), v.to(compute)
-    Tk = k.size(-2)
-    scale = q.size(-1) ** -0.5
-    m = torch.full((*q.shape[:-1], 1), -1e9, dtype=compute)
-    l = torch.zeros_like(m)
-    a = torch.zeros(*q.shape[:-1], v.size(-1), dtype=compute)
-    for start in range(0, Tk, block_size):
-        end = min(start + block_size, Tk)
-        s = q @ k[..., start:end, :].transpose(-2, -1) * scale
-        if mask is not None:
-            s = s.masked_fill(~mask[..., start:end], -1e9)
-        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
-        p = torch.exp(s - m_new)
-        corr = torch.exp(m - m_new)
-        l = l * corr + p.sum(-1, keepdim=True)
-        a = a * corr + p @ v[..., start:end, :]
-        m = m_new
-    return (a / l).to(dtype)
-""",
+        replace=[
+            (START_MAX, "    running_max = q.new_full((*lead, q.size(-2), 1), -1e9)"),
+            (FILL, "            scores = scores.masked_fill(~mask[..., start:end], -1e9)"),
+            (SHIFT, "        shift = new_max"),
+            (FINAL, "    return (running_out / running_sum).to(dtype)"),
+        ],
         hint=("-1e9", "-inf"),
     ),  # the stand-in learner's M3_fill_minus_1e9
     Answer(
         "online_softmax_attention",
         "the output normalised every block, the old sum forgotten",
-        code="""
-def online_softmax_attention(q, k, v, mask=None, block_size=64):
-    dtype = q.dtype
-    compute = torch.promote_types(dtype, torch.float32)
-    q, k, v = q.to(compute), k.to(compute), v.to(compute)
-    Tk = k.size(-2)
-    scale = q.size(-1) ** -0.5
-    m = torch.full((*q.shape[:-1], 1), float("-inf"), dtype=compute)
-    l = torch.zeros_like(m)
-    o = torch.zeros(*q.shape[:-1], v.size(-1), dtype=compute)
-    for start in range(0, Tk, block_size):
-        end = min(start + block_size, Tk)
-        s = q @ k[..., start:end, :].transpose(-2, -1) * scale
-        if mask is not None:
-            s = s.masked_fill(~mask[..., start:end], float("-inf"))
-        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
-        shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
-        p = torch.exp(s - shift)
-        corr = torch.exp(m - shift)
-        l_new = l * corr + p.sum(-1, keepdim=True)
-        # keeps o normalised, but forgets to multiply the old output by the old sum
-        o = torch.where(l_new > 0, (o * corr + p @ v[..., start:end, :]) / l_new, o)
-        l, m = l_new, m_new
-    return o.to(dtype)
-""",
+        replace=[
+            (SUM, SUM.replace("running_sum = ", "new_sum = ")),
+            (
+                OUT,
+                "        # keeps the output normalised, but forgets to multiply the old output by the old sum\n"
+                "        running_out = torch.where(\n"
+                "            new_sum > 0, (running_out * rescale + exps @ v[..., start:end, :]) / new_sum, running_out\n"
+                "        )\n"
+                "        running_sum = new_sum",
+            ),
+            (FINAL, "    return running_out.to(dtype)"),
+        ],
         hint=("exp(m - m')",),
     ),  # the stand-in learner's M3_normalise_per_block
     Answer(
         "online_softmax_attention",
         "the mask sliced as mask[:, start:end]",
-        code="""
-def online_softmax_attention(q, k, v, mask=None, block_size=64):
-    dtype = q.dtype
-    compute = torch.promote_types(dtype, torch.float32)
-    q, k, v = q.to(compute), k.to(compute), v.to(compute)
-    Tk = k.size(-2)
-    scale = q.size(-1) ** -0.5
-    m = torch.full((*q.shape[:-1], 1), float("-inf"), dtype=compute)
-    l = torch.zeros_like(m)
-    a = torch.zeros(*q.shape[:-1], v.size(-1), dtype=compute)
-    for start in range(0, Tk, block_size):
-        end = min(start + block_size, Tk)
-        s = q @ k[..., start:end, :].transpose(-2, -1) * scale
-        if mask is not None:
-            s = s.masked_fill(~mask[:, start:end], float("-inf"))
-        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
-        shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
-        p = torch.exp(s - shift)
-        corr = torch.exp(m - shift)
-        l = l * corr + p.sum(-1, keepdim=True)
-        a = a * corr + p @ v[..., start:end, :]
-        m = m_new
-    return torch.where(l > 0, a / l, torch.zeros_like(a)).to(dtype)
-""",
+        replace=(FILL, FILL.replace("mask[..., start:end]", "mask[:, start:end]")),
         hint=("mask[..., start:end]",),
     ),  # the stand-in learner's M3_mask_slice_dim1
     Answer(
         "online_softmax_attention",
         "the whole mask turned into a float bias first",
-        code="""
-def online_softmax_attention(q, k, v, mask=None, block_size=64):
-    dtype = q.dtype
-    compute = torch.promote_types(dtype, torch.float32)
-    q, k, v = q.to(compute), k.to(compute), v.to(compute)
-    Tk = k.size(-2)
-    scale = q.size(-1) ** -0.5
-    bias = None
-    if mask is not None:
-        bias = torch.zeros(mask.shape, dtype=compute).masked_fill(~mask, float("-inf"))
-    m = torch.full((*q.shape[:-1], 1), float("-inf"), dtype=compute)
-    l = torch.zeros_like(m)
-    a = torch.zeros(*q.shape[:-1], v.size(-1), dtype=compute)
-    for start in range(0, Tk, block_size):
-        end = min(start + block_size, Tk)
-        s = q @ k[..., start:end, :].transpose(-2, -1) * scale
-        if bias is not None:
-            s = s + bias[..., start:end]
-        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
-        shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
-        p = torch.exp(s - shift)
-        corr = torch.exp(m - shift)
-        l = l * corr + p.sum(-1, keepdim=True)
-        a = a * corr + p @ v[..., start:end, :]
-        m = m_new
-    return torch.where(l > 0, a / l, torch.zeros_like(a)).to(dtype)
-""",
+        replace=[
+            (
+                LOOP,
+                "    if mask is not None:\n"
+                '        bias = torch.zeros(mask.shape, dtype=compute).masked_fill(~mask, float("-inf"))\n' + LOOP,
+            ),
+            (FILL, "            scores = scores + bias[..., start:end]"),
+        ],
         hint=("float mask",),
     ),  # the stand-in learner's M3_float_mask
     # ------------------------------------------------------------------------------ correct
@@ -1414,62 +1183,33 @@ def head_importance(model, batches):
     Answer(
         "head_importance",
         "parameters frozen, never unfrozen",
-        code="""
-def head_importance(model, batches):
-    was_training = model.training
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    grads = []
-    for inputs, targets in batches:
-        gates = torch.ones(model.num_layers, model.num_heads, requires_grad=True)
-        F.cross_entropy(model(inputs, head_mask=gates), targets).backward()
-        grads.append(gates.grad.abs())
-    model.train(was_training)
-    return torch.stack(grads).mean(0)
-""",
+        replace=(
+            EVAL,
+            EVAL + "\n    frozen = [p for p in model.parameters() if p.requires_grad]\n"
+            "    for p in frozen:\n        p.requires_grad_(False)",
+        ),
         hint=("requires_grad",),
     ),  # the stand-in learner's M4_frozen_forever
     Answer(
         "head_importance",
         "model.training = was_training (the submodules stay in eval mode)",
-        code="""
-def head_importance(model, batches):
-    was_training = model.training
-    model.eval()
-    total = torch.zeros(model.num_layers, model.num_heads)
-    count = 0
-    for inputs, targets in batches:
-        gates = torch.ones(model.num_layers, model.num_heads, requires_grad=True)
-        loss = F.cross_entropy(model(inputs, head_mask=gates), targets)
-        (grad,) = torch.autograd.grad(loss, gates)
-        total += grad.abs()
-        count += 1
-    model.training = was_training
-    return total / count
-""",
+        replace=(RESTORE, "        model.training = was_training"),
         hint=("model.train(",),
     ),  # the stand-in learner's M4_toplevel_flag
     Answer(
         "head_importance",
         "one gate tensor whose .grad adds up over the batches",
-        code="""
-def head_importance(model, batches):
-    was_training = model.training
-    model.eval()
-    frozen = [p for p in model.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    gates = torch.ones(model.num_layers, model.num_heads, requires_grad=True)
-    n = 0
-    for inputs, targets in batches:
-        F.cross_entropy(model(inputs, head_mask=gates), targets).backward()
-        n += 1
-    for p in frozen:
-        p.requires_grad_(True)
-    model.train(was_training)
-    return gates.grad.abs() / n
-""",
+        replace=[
+            (
+                EVAL,
+                EVAL + "\n    frozen = [p for p in model.parameters() if p.requires_grad]\n"
+                "    for p in frozen:\n        p.requires_grad_(False)",
+            ),
+            (GRAD, "            loss.backward()"),
+            (ADD, ""),
+            (RESTORE, "        for p in frozen:\n            p.requires_grad_(True)\n" + RESTORE),
+            (RESULT, "    return gates.grad.abs() / count"),
+        ],
         hint=("absolute value of each batch",),
     ),  # the stand-in learner's M4_gate_grad_accumulates
     Answer(
@@ -1496,20 +1236,11 @@ def head_importance(model, batches):
     Answer(
         "head_importance",
         "gates in float64: float64 scores",
-        code="""
-def head_importance(model, batches):
-    was_training = model.training
-    model.eval()
-    total, count = 0, 0
-    for inputs, targets in batches:
-        gates = torch.ones(model.num_layers, model.num_heads, dtype=torch.float64, requires_grad=True)
-        loss = F.cross_entropy(model(inputs, head_mask=gates), targets)
-        (grad,) = torch.autograd.grad(loss, gates)
-        total = total + grad.abs()
-        count += 1
-    model.train(was_training)
-    return total / count
-""",
+        replace=[
+            (GATES, GATES.replace("requires_grad=True", "dtype=torch.float64, requires_grad=True")),
+            ("    total, count = torch.zeros(model.num_layers, model.num_heads), 0", "    total, count = 0, 0"),
+            (ADD, "            total = total + gradient.abs()"),
+        ],
         hint=("float32",),
     ),  # the stand-in learner's M4_double_gates
     # ------------------------------------------------------------------------------ correct
