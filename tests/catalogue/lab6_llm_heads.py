@@ -9,6 +9,20 @@ ALLOWED = "    allowed = every_id[~torch.isin(every_id, special)]  # what a rand
 RANDOM = "    random_tokens = allowed[torch.randint(len(allowed), tokens.shape, generator=generator)]"
 TO_RANDOM = "    inputs = torch.where(chosen & (action >= 0.8) & (action < 0.9), random_tokens, inputs)"
 
+MT_OWN_DEFAULT_GEN = """
+def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_ids=()):
+    if generator is None:
+        generator = torch.Generator()
+    special = torch.tensor([mask_id, *special_ids], dtype=tokens.dtype)
+    chosen = (torch.rand(tokens.shape, generator=generator) < prob) & ~torch.isin(tokens, special)
+    decide = torch.rand(tokens.shape, generator=generator)
+    allowed = torch.tensor([i for i in range(vocab_size) if i not in set(special.tolist())], dtype=tokens.dtype)
+    random_tokens = allowed[torch.randint(len(allowed), tokens.shape, generator=generator)]
+    inputs = torch.where(chosen & (decide < 0.8), torch.full_like(tokens, mask_id), tokens)
+    inputs = torch.where(chosen & (decide >= 0.8) & (decide < 0.9), random_tokens, inputs)
+    return inputs, torch.where(chosen, tokens, torch.full_like(tokens, -100))
+"""
+
 MASK_TOKENS = [
     Answer(
         "mask_tokens",
@@ -219,6 +233,31 @@ def mask_tokens(tokens, mask_id, vocab_size, prob=0.15, generator=None, special_
         replace=(LABELS, "    labels = torch.where(chosen & (action < 0.9), tokens, -100)"),
         hint=("still gets its label",),
     ),  # the stand-in learner's M1_kept_unlabelled
+    Answer(
+        "mask_tokens",
+        "generator=None: a torch.Generator() of its own",
+        replace=(
+            "    ### BEGIN SOLUTION\n",
+            "    ### BEGIN SOLUTION\n    if generator is None:\n        generator = torch.Generator()\n",
+        ),
+        hint=("global generator", "torch.manual_seed(21)"),
+    ),
+    Answer(
+        "mask_tokens",
+        "generator=None: a generator seeded from the clock",
+        replace=(
+            "    ### BEGIN SOLUTION\n",
+            "    ### BEGIN SOLUTION\n    if generator is None:\n"
+            "        import time\n\n        generator = torch.Generator().manual_seed(time.perf_counter_ns())\n",
+        ),
+        hint=("global generator", "torch.manual_seed(20)"),
+    ),
+    Answer(
+        "mask_tokens",
+        "generator=None: a fresh generator, the stand-in learner's code",
+        code=MT_OWN_DEFAULT_GEN,
+        hint=("global generator",),
+    ),  # the stand-in learner's mt_own_default_gen
     # ------------------------------------------------------------------------------ correct
     Answer(
         "mask_tokens",
@@ -764,6 +803,48 @@ FILL = '            scores = scores.masked_fill(~mask[..., start:end], float("-i
 SAFE_DIVISION = "    return torch.where(running_sum > 0, running_out / running_sum, torch.zeros_like(running_out))"
 SCORES = "        scores = q @ k[..., start:end, :].transpose(-2, -1)  # (..., Tq, block): this block's scores only"
 
+OSA_ALWAYS_F32 = """
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    dtype = q.dtype
+    q, k, v = q.float(), k.float(), v.float()
+    Tk = k.size(-2)
+    scale = 1 / math.sqrt(q.size(-1))
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    m = torch.full((*lead, q.size(-2), 1), -math.inf, dtype=q.dtype)
+    l = torch.zeros((*lead, q.size(-2), 1), dtype=q.dtype)
+    a = torch.zeros((*lead, q.size(-2), v.size(-1)), dtype=q.dtype)
+    for start in range(0, Tk, block_size):
+        end = min(start + block_size, Tk)
+        s = q @ k[..., start:end, :].transpose(-2, -1) * scale
+        if mask is not None:
+            s = s.masked_fill(~mask[..., start:end], -math.inf)
+        m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+        shift = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
+        p = torch.exp(s - shift)
+        c = torch.exp(m - shift)
+        l = l * c + p.sum(-1, keepdim=True)
+        a = a * c + p @ v[..., start:end, :]
+        m = m_new
+    out = torch.where(l > 0, a / l.clamp_min(1e-38) if a.dtype != torch.float16 else a / l, torch.zeros_like(a))
+    return out.to(dtype)
+"""
+
+OSA_NUMPY_FULL = """
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    import numpy as np
+    dtype = q.dtype
+    qn, kn, vn = (t.detach().double().numpy() for t in (q, k, v))
+    s = qn @ np.swapaxes(kn, -1, -2) / np.sqrt(qn.shape[-1])
+    if mask is not None:
+        s = np.where(mask.numpy(), s, -np.inf)
+    m = s.max(-1, keepdims=True)
+    m = np.where(np.isinf(m), 0.0, m)
+    p = np.exp(s - m)
+    l = p.sum(-1, keepdims=True)
+    out = np.where(l > 0, (p @ vn) / np.where(l > 0, l, 1.0), 0.0)
+    return torch.from_numpy(out).to(dtype)
+"""
+
 ONLINE = [
     Answer(
         "online_softmax_attention",
@@ -834,7 +915,8 @@ def online_softmax_attention(q, k, v, mask=None, block_size=64):
         "PyTorch's attention, blocks ignored",
         code="""
 def online_softmax_attention(q, k, v, mask=None, block_size=64):
-    return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask).to(q.dtype)
+    work = torch.promote_types(q.dtype, torch.float32)
+    return F.scaled_dot_product_attention(q.to(work), k.to(work), v.to(work), attn_mask=mask).to(q.dtype)
 """,
         hint=("scaled_dot_product_attention", "fused kernel"),
     ),
@@ -925,6 +1007,40 @@ def online_softmax_attention(q, k, v, mask=None, block_size=64):
         ],
         hint=("float mask",),
     ),  # the stand-in learner's M3_float_mask
+    Answer(
+        "online_softmax_attention",
+        "float64 computed in float32",
+        replace=(COMPUTE, "    compute = torch.float32"),
+        hint=("float64", "float32's precision"),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "every dtype computed in float32, the stand-in learner's code",
+        code=OSA_ALWAYS_F32,
+        hint=("float64",),
+    ),  # the stand-in learner's osa_always_f32
+    Answer(
+        "online_softmax_attention",
+        "the whole score matrix in numpy",
+        code=OSA_NUMPY_FULL,
+        hint=("require grad", "autograd"),
+    ),  # the stand-in learner's osa_numpy_full
+    Answer(
+        "online_softmax_attention",
+        "a detached output",
+        replace=(FINAL, "    return (running_out / running_sum.clamp(min=1.0)).to(dtype).detach()"),
+        hint=("require grad",),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "the blocks in numpy, one at a time",
+        replace=(
+            SCORES,
+            "        block = q.detach().numpy() @ k[..., start:end, :].detach().numpy().swapaxes(-2, -1)\n"
+            "        scores = torch.from_numpy(block)  # (..., Tq, block)",
+        ),
+        hint=("no gradient reaches q",),
+    ),
     # ------------------------------------------------------------------------------ correct
     Answer(
         "online_softmax_attention",
@@ -1054,6 +1170,9 @@ GRAD = "            (gradient,) = torch.autograd.grad(loss, gates)  # the gates'
 ADD = "            total += gradient.abs()  # abs first: a head that helps one batch and hurts another is not idle"
 RESTORE = "        model.train(was_training)"
 RESULT = "    return total / count"
+EMPTY = """    if count == 0:  # a mean over no batch: 0 / 0
+        raise ValueError("head_importance needs at least one batch of (inputs, targets)")
+"""
 
 HEADS = [
     Answer(
@@ -1243,6 +1362,37 @@ def head_importance(model, batches):
         ],
         hint=("float32",),
     ),  # the stand-in learner's M4_double_gates
+    Answer("head_importance", "no batches: NaN (0 / 0)", replace=(EMPTY, ""), hint=("at least one batch",)),
+    Answer(
+        "head_importance",
+        "no batches: zeros",
+        replace=[(EMPTY, ""), (RESULT, "    return total / max(count, 1)")],
+        hint=("at least one batch",),
+    ),
+    Answer(
+        "head_importance",
+        "no batches: a ZeroDivisionError",
+        replace=[(EMPTY, ""), ("    total, count = torch.zeros(", "    total, count = 0, 0\n    _ = torch.zeros(")],
+        hint=("ValueError", "ZeroDivisionError"),
+    ),
+    Answer(
+        "head_importance",
+        "no batches: zeros, gates made per batch (the stand-in learner's code)",
+        code="""
+def head_importance(model, batches):
+    mode = model.training
+    model.eval()
+    total, count = torch.zeros(model.num_layers, model.num_heads), 0
+    for inputs, targets in batches:
+        gates = torch.ones(model.num_layers, model.num_heads, requires_grad=True)
+        loss = F.cross_entropy(model(inputs, head_mask=gates), targets)
+        total += torch.autograd.grad(loss, gates)[0].abs()
+        count += 1
+    model.train(mode)
+    return total / max(count, 1)
+""",
+        hint=("at least one batch",),
+    ),  # the stand-in learner's hi_params_dtype
     # ------------------------------------------------------------------------------ correct
     Answer(
         "head_importance",
@@ -1265,6 +1415,8 @@ def head_importance(model, batches, eps=1e-6):
                     twin(inputs, head_mask=down), targets)
                 total.view(-1)[index] += abs(change.item()) / (2 * eps)
             count += 1
+    if count == 0:
+        raise ValueError("no batch: at least one batch is needed")
     return (total / count).float()
 """,
         correct=True,
@@ -1286,6 +1438,8 @@ def head_importance(model, batches):
         p.grad = grad
     for module, training in modes:
         module.training = training
+    if not per_batch:
+        raise ValueError("batches is empty: at least one batch is needed")
     return torch.stack(per_batch).mean(dim=0)
 """,
         correct=True,
@@ -1307,6 +1461,8 @@ def head_importance(model, batches):
             scores.append(grad(loss_of)(torch.ones(model.num_layers, model.num_heads)).detach().abs())
     finally:
         model.train(was_training)
+    if not scores:
+        raise ValueError("head_importance needs a batch at least")
     return sum(scores) / len(scores)
 """,
         correct=True,
@@ -1333,6 +1489,8 @@ def head_importance(model, batches):
             p.requires_grad_(flag)
         for module, mode in modes.items():
             module.training = mode
+    if not grads:
+        raise ValueError("at least one batch is needed")
     return torch.stack(grads).mean(0)
 """,
         correct=True,
@@ -1357,6 +1515,8 @@ def head_importance(model, batches):
     for p, g in saved.items():
         p.grad = g
     model.train(mode)
+    if n == 0:
+        raise ValueError("empty batches: need one batch at least")
     return (total / n).detach().to(torch.float32)
 """,
         correct=True,
