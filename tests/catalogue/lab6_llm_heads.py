@@ -845,6 +845,36 @@ def online_softmax_attention(q, k, v, mask=None, block_size=64):
     return torch.from_numpy(out).to(dtype)
 """
 
+OSA_TWO_PASS = """
+def online_softmax_attention(q, k, v, mask=None, block_size=64):
+    dtype = q.dtype
+    if dtype == torch.float16:
+        q, k, v = q.float(), k.float(), v.float()
+    Tk = k.size(-2)
+    scale = q.size(-1) ** -0.5
+
+    def block(start):
+        end = min(start + block_size, Tk)
+        s = (q @ k[..., start:end, :].transpose(-2, -1)) * scale
+        if mask is not None:
+            s = s.masked_fill(~mask[..., start:end], float("-inf"))
+        return s, v[..., start:end, :]
+
+    m = None
+    for start in range(0, Tk, block_size):
+        s, _ = block(start)
+        bm = s.amax(-1, keepdim=True)
+        m = bm if m is None else torch.maximum(m, bm)
+    m = m.masked_fill(torch.isinf(m), 0.0)
+    l, a = 0, 0
+    for start in range(0, Tk, block_size):
+        s, vb = block(start)
+        p = torch.exp(s - m)
+        l = l + p.sum(-1, keepdim=True)
+        a = a + p @ vb
+    return torch.nan_to_num(a / l, nan=0.0).to(dtype)
+"""
+
 ONLINE = [
     Answer(
         "online_softmax_attention",
@@ -1041,7 +1071,25 @@ def online_softmax_attention(q, k, v, mask=None, block_size=64):
         ),
         hint=("no gradient reaches q",),
     ),
+    Answer(
+        "online_softmax_attention",
+        "0 / 0 for a fully masked query, hidden by nan_to_num: NaN gradients",
+        replace=(FINAL, "    return torch.nan_to_num(running_out / running_sum, nan=0.0).to(dtype)"),
+        hint=("NaN in the gradient",),
+    ),
+    Answer(
+        "online_softmax_attention",
+        "two passes (the maximum, then the sums), 0 / 0 hidden by nan_to_num",
+        code=OSA_TWO_PASS,
+        hint=("NaN in the gradient",),
+    ),  # the stand-in learner's osa_two_pass_ok
     # ------------------------------------------------------------------------------ correct
+    Answer(
+        "online_softmax_attention",
+        "two passes (the maximum, then the sums), the sum clamped",
+        code=OSA_TWO_PASS.replace("torch.nan_to_num(a / l, nan=0.0)", "(a / l.clamp(min=1.0))"),
+        correct=True,
+    ),
     Answer(
         "online_softmax_attention",
         "log-sum-exp of every block, merged with logaddexp",
